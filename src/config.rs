@@ -1,0 +1,402 @@
+//! Command line and environment → a validated [`Config`]. No I/O happens here: a bad value
+//! is reported before anything binds or connects.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use url::Url;
+
+/// Which transport the upstream server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamTransport {
+    /// Probe with the client's `initialize` (POST), fall back to legacy SSE (GET) on 400/404/405.
+    Auto,
+    /// Streamable HTTP (protocol 2025-03-26 and later).
+    Streamable,
+    /// Legacy HTTP+SSE (protocol 2024-11-05).
+    Sse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// mcp-bridge: lets MCP clients and servers of the legacy HTTP+SSE transport and of
+/// Streamable HTTP talk to each other. Every flag has an MCP_BRIDGE_* environment twin.
+#[derive(Parser, Debug)]
+#[command(name = "mcp-bridge", version, about)]
+pub struct Cli {
+    /// URL of the upstream MCP server (its Streamable endpoint or its legacy SSE endpoint).
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM")]
+    pub upstream: String,
+
+    /// Transport the upstream speaks.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_UPSTREAM_TRANSPORT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub upstream_transport: UpstreamTransport,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MCP_BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Path of the legacy SSE stream (GET).
+    #[arg(long, env = "MCP_BRIDGE_SSE_PATH", default_value = "/sse")]
+    pub sse_path: String,
+
+    /// Path of the legacy message endpoint (POST ?sessionId=…).
+    #[arg(long, env = "MCP_BRIDGE_MESSAGES_PATH", default_value = "/messages")]
+    pub messages_path: String,
+
+    /// Path of the Streamable HTTP endpoint (POST/GET/DELETE).
+    #[arg(long, env = "MCP_BRIDGE_MCP_PATH", default_value = "/mcp")]
+    pub mcp_path: String,
+
+    /// Path prefix under which clients reach the bridge (e.g. behind a reverse proxy that
+    /// strips `/tools`): put in front of the message path in the legacy `endpoint` event.
+    #[arg(long, env = "MCP_BRIDGE_PUBLIC_PREFIX", default_value = "")]
+    pub public_prefix: String,
+
+    /// Interval of SSE keep-alive comments on every stream the bridge serves.
+    #[arg(long, env = "MCP_BRIDGE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub keepalive: Duration,
+
+    /// A session with no open client stream and no traffic for this long is ended.
+    #[arg(long, env = "MCP_BRIDGE_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// Deadline for connecting to the upstream.
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub upstream_connect_timeout: Duration,
+
+    /// Deadline for the upstream's response headers to a POST (and for a legacy `endpoint` event).
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Largest accepted message body (e.g. 4MiB); larger POSTs get 413.
+    #[arg(long, env = "MCP_BRIDGE_MAX_BODY", default_value = "4MiB", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Most client sessions at once; more get 503.
+    #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+
+    /// Browser origins allowed besides the bridge's own (repeatable or comma separated).
+    #[arg(
+        long = "allowed-origin",
+        env = "MCP_BRIDGE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names accepted in `Host` when listening on loopback, besides localhost,
+    /// 127.0.0.1 and [::1] (repeatable or comma separated).
+    #[arg(
+        long = "allowed-host",
+        env = "MCP_BRIDGE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Events kept per Streamable client stream for replay after a reconnect.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_EVENTS", default_value_t = 1024)]
+    pub replay_events: usize,
+
+    /// Bytes kept per Streamable client stream for replay.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_BYTES", default_value = "8MiB", value_parser = parse_size)]
+    pub replay_bytes: usize,
+
+    /// How long a finished client stream stays replayable.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub replay_age: Duration,
+
+    /// Log level filter (overridden by RUST_LOG when set).
+    #[arg(long, env = "MCP_BRIDGE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Worker threads (0 = one per core).
+    #[arg(long, env = "MCP_BRIDGE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+/// The validated configuration the bridge runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub upstream: Url,
+    pub upstream_transport: UpstreamTransport,
+    pub listen: SocketAddr,
+    pub sse_path: String,
+    pub messages_path: String,
+    pub mcp_path: String,
+    pub public_prefix: String,
+    pub keepalive: Duration,
+    pub session_idle_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_body: usize,
+    pub max_sessions: usize,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub replay: ReplayLimits,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub workers: usize,
+}
+
+/// Bounds of each Streamable client stream's replay log.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayLimits {
+    pub events: usize,
+    pub bytes: usize,
+    pub age: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Parse arguments (the first item is the program name) and validate them.
+    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args).map_err(|e| ConfigError(e.to_string()))?;
+        Config::try_from(cli)
+    }
+}
+
+impl TryFrom<Cli> for Config {
+    type Error = ConfigError;
+
+    fn try_from(cli: Cli) -> Result<Config, ConfigError> {
+        let bad = |s: String| Err(ConfigError(s));
+        let upstream = Url::parse(&cli.upstream)
+            .map_err(|e| ConfigError(format!("--upstream {:?}: {e}", cli.upstream)))?;
+        if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
+            return bad(format!(
+                "--upstream {:?}: must be an http(s) URL",
+                cli.upstream
+            ));
+        }
+        let sse_path = normalize_path("--sse-path", &cli.sse_path)?;
+        let messages_path = normalize_path("--messages-path", &cli.messages_path)?;
+        let mcp_path = normalize_path("--mcp-path", &cli.mcp_path)?;
+        if sse_path == messages_path || sse_path == mcp_path || messages_path == mcp_path {
+            return bad("--sse-path, --messages-path and --mcp-path must differ".into());
+        }
+        let public_prefix = match cli.public_prefix.trim_end_matches('/') {
+            "" => String::new(),
+            p if p.starts_with('/') && !p.contains(['?', '#']) => p.to_owned(),
+            p => {
+                return bad(format!(
+                    "--public-prefix {p:?}: must be a path starting with /"
+                ))
+            }
+        };
+        for (name, d) in [
+            ("--keepalive", cli.keepalive),
+            ("--session-idle-timeout", cli.session_idle_timeout),
+            ("--upstream-connect-timeout", cli.upstream_connect_timeout),
+            ("--upstream-timeout", cli.upstream_timeout),
+            ("--replay-age", cli.replay_age),
+        ] {
+            if d.is_zero() {
+                return bad(format!("{name} must be greater than zero"));
+            }
+        }
+        if cli.max_body == 0 || cli.max_sessions == 0 || cli.replay_events == 0 {
+            return bad("--max-body, --max-sessions and --replay-events must be positive".into());
+        }
+        if cli.replay_bytes < cli.max_body {
+            return bad(format!(
+                "--replay-bytes ({}) must hold at least one message of --max-body ({})",
+                cli.replay_bytes, cli.max_body
+            ));
+        }
+        let allowed_origins = cli
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                let o = o.trim().trim_end_matches('/');
+                match Url::parse(o) {
+                    Ok(u) if u.has_host() => Ok(o.to_ascii_lowercase()),
+                    _ => Err(ConfigError(format!(
+                        "--allowed-origin {o:?}: expected scheme://host[:port]"
+                    ))),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+            .map_err(|e| ConfigError(format!("--log-level {:?}: {e}", cli.log_level)))?;
+        Ok(Config {
+            upstream,
+            upstream_transport: cli.upstream_transport,
+            listen: cli.listen,
+            sse_path,
+            messages_path,
+            mcp_path,
+            public_prefix,
+            keepalive: cli.keepalive,
+            session_idle_timeout: cli.session_idle_timeout,
+            upstream_connect_timeout: cli.upstream_connect_timeout,
+            upstream_timeout: cli.upstream_timeout,
+            max_body: cli.max_body,
+            max_sessions: cli.max_sessions,
+            allowed_origins,
+            allowed_hosts: cli
+                .allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+            replay: ReplayLimits {
+                events: cli.replay_events,
+                bytes: cli.replay_bytes,
+                age: cli.replay_age,
+            },
+            log_level: cli.log_level,
+            log_format: cli.log_format,
+            workers: cli.workers,
+        })
+    }
+}
+
+/// Paths are compared without a trailing slash, so `/messages` and `/messages/` both match.
+fn normalize_path(flag: &str, p: &str) -> Result<String, ConfigError> {
+    if !p.starts_with('/') || p.contains(['?', '#']) {
+        return Err(ConfigError(format!(
+            "{flag} {p:?}: must be a path starting with /"
+        )));
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(ConfigError(format!("{flag} {p:?}: must not be the root")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `15s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 15s, 500ms, 2m, 1h"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    })
+}
+
+/// `4MiB`, `512KiB`, `1MB`, or a plain number of bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 4MiB, 512KiB, 1048576"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (B, KiB, MiB, GiB, KB, MB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut args = vec!["mcp-bridge", "--upstream", "http://127.0.0.1:9/mcp"];
+        args.extend_from_slice(extra);
+        Config::from_args(args)
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.upstream_transport, UpstreamTransport::Auto);
+        assert_eq!(
+            (
+                c.sse_path.as_str(),
+                c.messages_path.as_str(),
+                c.mcp_path.as_str()
+            ),
+            ("/sse", "/messages", "/mcp")
+        );
+        assert_eq!(c.keepalive, Duration::from_secs(15));
+        assert_eq!(c.max_body, 4 << 20);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_a_reason() {
+        for (args, needle) in [
+            (&["--sse-path", "sse"][..], "--sse-path"),
+            (&["--mcp-path", "/sse"][..], "must differ"),
+            (&["--keepalive", "0s"][..], "--keepalive"),
+            (&["--max-body", "4XB"][..], "unknown unit"),
+            (&["--allowed-origin", "nope"][..], "--allowed-origin"),
+            (&["--public-prefix", "x"][..], "--public-prefix"),
+        ] {
+            let err = cfg(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        let err = Config::from_args(["mcp-bridge", "--upstream", "ftp://x/"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http(s)"), "{err}");
+    }
+
+    #[test]
+    fn paths_lose_trailing_slash_and_prefix_is_normalised() {
+        let c = cfg(&[
+            "--messages-path",
+            "/messages/",
+            "--public-prefix",
+            "/tools/",
+        ])
+        .unwrap();
+        assert_eq!(c.messages_path, "/messages");
+        assert_eq!(c.public_prefix, "/tools");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("x").is_err());
+        assert_eq!(parse_size("512KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("10").unwrap(), 10);
+    }
+}

@@ -1,0 +1,85 @@
+//! Legacy front (HTTP+SSE, 2024-11-05): `GET /sse` opens a session and its only stream,
+//! whose first event names the message endpoint; `POST /messages?sessionId=…` carries each
+//! client message and is answered 202 once the upstream accepted it.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::body::{read_limited, require_json, sse_response};
+use super::{accepted, forward_headers, forward_one, AppState};
+use crate::error::{DownstreamError, Error};
+use crate::jsonrpc::{self, Body};
+use crate::observe::Difference;
+use crate::session::{new_session_id, Front, Session, MAIN_STREAM};
+use crate::sse;
+use crate::upstream::UpstreamHandle;
+
+/// Both SDK spellings of the query parameter.
+const SESSION_PARAMS: [&str; 2] = ["sessionId", "session_id"];
+
+pub fn open(_req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+    let cfg = &app.cfg;
+    if !app.sessions.has_room() {
+        return Err(DownstreamError::SessionLimit.into());
+    }
+    let id = new_session_id();
+    let (handle, driver) = UpstreamHandle::new();
+    let session = Arc::new(Session::new(
+        id.clone(),
+        Front::Legacy,
+        handle,
+        cfg.replay,
+        Arc::downgrade(&app.sessions),
+    ));
+    // The upstream session is created by the client's own `initialize`, not now.
+    driver.spawn(Arc::downgrade(&session), app.upstream.clone());
+    // An absolute path on the client's own origin; the public prefix restores what a
+    // path-stripping reverse proxy removed.
+    let endpoint = format!("{}{}?sessionId={id}", cfg.public_prefix, cfg.messages_path);
+    session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
+    let slot = session.attach_main();
+    app.sessions.insert(session.clone());
+    tracing::info!(parent: &session.span, "legacy client connected; endpoint {endpoint}");
+    Ok(sse_response(
+        HttpResponse::Ok(),
+        session,
+        slot,
+        cfg.keepalive,
+    ))
+}
+
+pub async fn post(
+    req: &HttpRequest,
+    payload: web::Payload,
+    app: &AppState,
+) -> Result<HttpResponse, Error> {
+    require_json(req)?;
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let sid = query
+        .iter()
+        .find(|(k, _)| SESSION_PARAMS.contains(&k.as_str()))
+        .map(|(_, v)| v.as_str())
+        .ok_or(DownstreamError::MissingSessionId)?;
+    let session = app
+        .sessions
+        .get(sid)
+        .filter(|s| s.front == Front::Legacy && !s.is_ended())
+        .ok_or(DownstreamError::UnknownSession)?;
+    let body = read_limited(req, payload, app.cfg.max_body).await?;
+    let body = jsonrpc::parse_body(body).map_err(DownstreamError::from)?;
+    if let Body::Batch(b) = &body {
+        session.difference(
+            Difference::BatchSplit,
+            None,
+            &format!("batch of {} messages forwarded one by one", b.len()),
+        );
+    }
+    let headers = forward_headers(req);
+    for msg in body.into_messages() {
+        forward_one(&session, msg, MAIN_STREAM, &headers).await?;
+    }
+    Ok(accepted())
+}

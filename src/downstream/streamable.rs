@@ -1,0 +1,176 @@
+//! Streamable HTTP front (2025-03-26, 2025-06-18, 2025-11-25) on the MCP endpoint.
+//!
+//! - POST: requests are answered on their own SSE stream (related notifications and server
+//!   requests, then the response, then the stream closes); notifications and responses get
+//!   202. `initialize` without a session creates one and returns `Mcp-Session-Id`.
+//! - GET: the standalone stream. A second GET on the same session takes the stream over (the
+//!   older response ends): a proxy that dropped the old connection without closing it must
+//!   not lock the client out with 409s. With `Last-Event-ID`, the named stream is replayed.
+//! - DELETE: ends the session and its upstream session.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::body::{accepts, read_limited, require_json, sse_response};
+use super::{accepted, forward_headers, forward_one, header_str, AppState};
+use crate::error::{DownstreamError, Error};
+use crate::jsonrpc::{self, Body};
+use crate::observe::Difference;
+use crate::session::{new_session_id, EndReason, Front, Session, MAIN_STREAM, SUPPORTED_VERSIONS};
+use crate::upstream::UpstreamHandle;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+fn check_version(req: &HttpRequest) -> Result<(), DownstreamError> {
+    match header_str(req, VERSION_HEADER) {
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v.trim()) => {
+            Err(DownstreamError::UnsupportedProtocolVersion(v.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn existing_session(req: &HttpRequest, app: &AppState) -> Result<Arc<Session>, DownstreamError> {
+    let sid = header_str(req, SESSION_HEADER).ok_or(DownstreamError::MissingSessionId)?;
+    app.sessions
+        .get(sid)
+        .filter(|s| s.front == Front::Streamable && !s.is_ended())
+        .ok_or(DownstreamError::UnknownSession)
+}
+
+pub async fn post(
+    req: &HttpRequest,
+    payload: web::Payload,
+    app: &AppState,
+) -> Result<HttpResponse, Error> {
+    if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
+        return Err(
+            DownstreamError::NotAcceptable("application/json and text/event-stream").into(),
+        );
+    }
+    require_json(req)?;
+    let body = read_limited(req, payload, app.cfg.max_body).await?;
+    let body = jsonrpc::parse_body(body).map_err(DownstreamError::from)?;
+    let batch_len = match &body {
+        Body::Batch(b) => Some(b.len()),
+        Body::Single(_) => None,
+    };
+    let messages = body.into_messages();
+    let first_request = messages
+        .iter()
+        .find(|m| m.is_request())
+        .and_then(|m| m.id.clone());
+    let wants_init = messages.iter().any(|m| m.is_initialize());
+    let new_session = header_str(req, SESSION_HEADER).is_none();
+    if new_session {
+        // Only a lone `initialize` may come without a session (never in a batch). Anything
+        // else — e.g. the `server/discover` probe of newer clients — gets a prompt 400 so
+        // the client falls back to `initialize`.
+        if !(wants_init && messages.len() == 1) {
+            return Err(DownstreamError::NotInitialized(first_request).into());
+        }
+        if !app.sessions.has_room() {
+            return Err(DownstreamError::SessionLimit.into());
+        }
+    } else {
+        check_version(req)?;
+    }
+    let session = if new_session {
+        let (handle, driver) = UpstreamHandle::new();
+        let s = Arc::new(Session::new(
+            new_session_id(),
+            Front::Streamable,
+            handle,
+            app.cfg.replay,
+            Arc::downgrade(&app.sessions),
+        ));
+        driver.spawn(Arc::downgrade(&s), app.upstream.clone());
+        s
+    } else {
+        let s = existing_session(req, app)?;
+        if wants_init {
+            return Err(DownstreamError::AlreadyInitialized(first_request).into());
+        }
+        s
+    };
+    if let Some(n) = batch_len {
+        session.difference(
+            Difference::BatchSplit,
+            None,
+            &format!("batch of {n} messages forwarded one by one; responses on one stream"),
+        );
+    }
+    let headers = forward_headers(req);
+    let requests = messages.iter().filter(|m| m.is_request()).count();
+    if requests == 0 {
+        for msg in messages {
+            forward_one(&session, msg, MAIN_STREAM, &headers).await?;
+        }
+        return Ok(accepted());
+    }
+    let slot = session.open_request_stream(requests);
+    if new_session {
+        // No session exists for the client until the upstream accepted its initialize:
+        // a failure is an HTTP error with the JSON-RPC error in the body.
+        let msg = messages.into_iter().next().expect("one message");
+        session.client_message(&msg, slot.stream);
+        let id = msg.id.clone();
+        if let Err(e) = session.forward(msg, headers).await {
+            session.detach_writer(&slot);
+            session.end(EndReason::UpstreamGone);
+            return Err(Error::upstream(e, id));
+        }
+        app.sessions.insert(session.clone());
+        let mut res = HttpResponse::Ok();
+        res.insert_header((SESSION_HEADER, &*session.id));
+        return Ok(sse_response(res, session, slot, app.cfg.keepalive));
+    }
+    for msg in messages {
+        if let Err(e) = forward_one(&session, msg, slot.stream, &headers).await {
+            session.detach_writer(&slot);
+            return Err(e);
+        }
+    }
+    Ok(sse_response(
+        HttpResponse::Ok(),
+        session,
+        slot,
+        app.cfg.keepalive,
+    ))
+}
+
+pub fn get(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+    if !accepts(req, "text/event-stream") {
+        return Err(DownstreamError::NotAcceptable("text/event-stream").into());
+    }
+    let session = existing_session(req, app)?;
+    check_version(req)?;
+    let slot = match header_str(req, "last-event-id") {
+        Some(last) => match session.resume(last) {
+            Some(slot) => slot,
+            None => {
+                session.difference(
+                    Difference::MessageDropped,
+                    None,
+                    &format!("cannot replay after unknown or expired event id {last:?}; opened the standalone stream instead"),
+                );
+                session.attach_main()
+            }
+        },
+        None => session.attach_main(),
+    };
+    Ok(sse_response(
+        HttpResponse::Ok(),
+        session,
+        slot,
+        app.cfg.keepalive,
+    ))
+}
+
+pub fn delete(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+    let session = existing_session(req, app)?;
+    session.end(EndReason::ClientDelete);
+    Ok(HttpResponse::Ok().finish())
+}

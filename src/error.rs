@@ -1,0 +1,281 @@
+//! Errors tagged by the side they come from, and the one place that turns them into HTTP
+//! statuses and JSON-RPC errors.
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use bytes::Bytes;
+
+use crate::jsonrpc::{codes, Id, Message, ParseError};
+
+/// What the client did wrong (or asked for that cannot be served).
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    #[error("origin {0:?} is not allowed")]
+    ForbiddenOrigin(String),
+    #[error("host {0:?} is not allowed (DNS rebinding protection)")]
+    ForbiddenHost(String),
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("Accept must include {0}")]
+    NotAcceptable(&'static str),
+    #[error("body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("cannot read the request body: {0}")]
+    BadBody(String),
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("missing session id")]
+    MissingSessionId,
+    #[error("session not found")]
+    UnknownSession,
+    #[error("server not initialized: send initialize without a session id first")]
+    NotInitialized(Option<Id>),
+    #[error("session already initialized")]
+    AlreadyInitialized(Option<Id>),
+    #[error("unsupported MCP-Protocol-Version {0:?}")]
+    UnsupportedProtocolVersion(String),
+    #[error("too many sessions")]
+    SessionLimit,
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    #[error("not found")]
+    NotFound,
+}
+
+/// What went wrong talking to the upstream server.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the upstream requires authorization (HTTP {status})")]
+    Auth {
+        status: u16,
+        www_authenticate: Option<String>,
+        body: Bytes,
+    },
+    #[error("the upstream answered HTTP {status}")]
+    Status {
+        status: u16,
+        /// The JSON-RPC error the upstream put in its body, if any.
+        rpc_error: Option<Box<Message>>,
+    },
+    #[error("the upstream session is gone")]
+    SessionGone,
+    #[error("the upstream stream ended before the response")]
+    StreamEnded,
+    #[error("the upstream broke the protocol: {0}")]
+    Protocol(String),
+    #[error("the upstream sent no endpoint event within {0:?}")]
+    NoEndpoint(Duration),
+    #[error("the bridge session is closed")]
+    Closed,
+}
+
+impl UpstreamError {
+    /// A short stable name, for logs and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::Auth { .. } => "auth",
+            UpstreamError::Status { .. } => "status",
+            UpstreamError::SessionGone => "session_gone",
+            UpstreamError::StreamEnded => "stream_ended",
+            UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::NoEndpoint(_) => "no_endpoint",
+            UpstreamError::Closed => "closed",
+        }
+    }
+
+    /// The JSON-RPC error a client receives for its request `id` when this happens.
+    pub fn to_rpc_error(&self, id: &Id) -> Message {
+        match self {
+            UpstreamError::Status {
+                rpc_error: Some(e), ..
+            } => match &e.id {
+                Some(eid) if eid == id => (**e).clone(),
+                _ => e.readdressed(id),
+            },
+            other => Message::error_response(
+                Some(id),
+                codes::CONNECTION_CLOSED,
+                &format!("mcp-bridge: {other}"),
+            ),
+        }
+    }
+
+    /// HTTP status for a client request that could not be forwarded.
+    fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::Timeout(_) | UpstreamError::NoEndpoint(_) => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Auth { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
+            UpstreamError::SessionGone | UpstreamError::Closed => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// Any failure of a client's HTTP request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Downstream(#[from] DownstreamError),
+    #[error("{error}")]
+    Upstream {
+        error: UpstreamError,
+        /// The request id the error answers, when known.
+        id: Option<Id>,
+    },
+}
+
+impl Error {
+    pub fn upstream(error: UpstreamError, id: Option<Id>) -> Error {
+        Error::Upstream { error, id }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use DownstreamError as D;
+        match self {
+            Error::Downstream(d) => match d {
+                D::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+                D::ForbiddenHost(_) => StatusCode::MISDIRECTED_REQUEST,
+                D::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                D::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+                D::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                D::BadBody(_)
+                | D::Parse(_)
+                | D::MissingSessionId
+                | D::NotInitialized(_)
+                | D::AlreadyInitialized(_)
+                | D::UnsupportedProtocolVersion(_) => StatusCode::BAD_REQUEST,
+                D::UnknownSession | D::NotFound => StatusCode::NOT_FOUND,
+                D::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
+                D::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            },
+            Error::Upstream { error, .. } => error.status(),
+        }
+    }
+
+    fn rpc_code(&self) -> i64 {
+        use DownstreamError as D;
+        match self {
+            Error::Downstream(D::Parse(p)) => p.code(),
+            Error::Downstream(D::UnknownSession) => codes::SESSION_NOT_FOUND,
+            Error::Downstream(D::AlreadyInitialized(_)) => codes::INVALID_REQUEST,
+            _ => codes::CONNECTION_CLOSED,
+        }
+    }
+
+    fn rpc_id(&self) -> Option<&Id> {
+        match self {
+            Error::Downstream(DownstreamError::NotInitialized(id))
+            | Error::Downstream(DownstreamError::AlreadyInitialized(id)) => id.as_ref(),
+            Error::Upstream { id, .. } => id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl actix_web::ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status());
+        match self {
+            // Relay the upstream's challenge untouched so the client can start OAuth.
+            Error::Upstream {
+                error:
+                    UpstreamError::Auth {
+                        www_authenticate,
+                        body,
+                        ..
+                    },
+                ..
+            } => {
+                if let Some(challenge) = www_authenticate {
+                    res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+                }
+                return res.body(body.clone());
+            }
+            Error::Downstream(DownstreamError::MethodNotAllowed(allow)) => {
+                res.insert_header((header::ALLOW, *allow));
+            }
+            Error::Downstream(DownstreamError::SessionLimit) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        let body = match self {
+            Error::Upstream {
+                error,
+                id: Some(id),
+            } => error.to_rpc_error(id),
+            _ => Message::error_response(self.rpc_id(), self.rpc_code(), &self.to_string()),
+        };
+        res.content_type("application/json")
+            .body(body.raw().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn statuses_follow_the_table() {
+        let cases: Vec<(Error, u16)> = vec![
+            (DownstreamError::ForbiddenOrigin("x".into()).into(), 403),
+            (DownstreamError::ForbiddenHost("x".into()).into(), 421),
+            (DownstreamError::UnsupportedMediaType.into(), 415),
+            (DownstreamError::NotAcceptable("x").into(), 406),
+            (DownstreamError::BodyTooLarge(1).into(), 413),
+            (DownstreamError::MissingSessionId.into(), 400),
+            (DownstreamError::UnknownSession.into(), 404),
+            (DownstreamError::SessionLimit.into(), 503),
+            (DownstreamError::MethodNotAllowed("GET").into(), 405),
+            (
+                Error::upstream(UpstreamError::Timeout(Duration::from_secs(1)), None),
+                504,
+            ),
+            (
+                Error::upstream(UpstreamError::Connect("refused".into()), None),
+                502,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status_code().as_u16(), status, "{err}");
+        }
+    }
+
+    #[test]
+    fn upstream_json_rpc_error_is_readdressed_to_the_request() {
+        let upstream_err = Message::parse(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"bad"}}"#,
+        ))
+        .unwrap();
+        let err = UpstreamError::Status {
+            status: 400,
+            rpc_error: Some(Box::new(upstream_err)),
+        };
+        let id = Message::parse(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":4,"method":"x"}"#,
+        ))
+        .unwrap()
+        .id
+        .unwrap();
+        let out = err.to_rpc_error(&id);
+        assert_eq!(
+            out.raw().as_ref(),
+            br#"{"jsonrpc":"2.0","id":4,"error":{"code":-32600,"message":"bad"}}"#
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Transport differences: every place where the bridge had to translate or decide because the
+//! two transports differ. Each is one structured event under the target
+//! `mcp_bridge::difference`, so operators can filter exactly these lines.
+
+use crate::jsonrpc::Id;
+
+/// The closed set of difference kinds (documented in README.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Difference {
+    /// A legacy client got an `endpoint` event naming the bridge's message path.
+    EndpointRewritten,
+    /// A JSON array body was split into single messages.
+    BatchSplit,
+    /// A notification or server request with no stream of its own was sent on another stream.
+    NotificationRerouted,
+    /// A message waits in the standalone stream's log until the client opens it.
+    MessageBuffered,
+    /// An upstream priming event (id, empty data) was consumed and not relayed.
+    PrimingDropped,
+    /// A broken upstream stream was resumed with `Last-Event-ID`.
+    StreamResumed,
+    /// Events were replayed to a client that reconnected with `Last-Event-ID`.
+    EventsReplayed,
+    /// The upstream session expired and was re-initialised from the client's `initialize`.
+    SessionReinitialised,
+    /// A message could not be delivered and was dropped.
+    MessageDropped,
+    /// An error response with a null or missing id was given the id of its request.
+    ErrorReaddressed,
+    /// The upstream transport was chosen by probing.
+    TransportDetected,
+    /// The legacy upstream sent a new `endpoint` event mid-session.
+    UpstreamEndpointChanged,
+    /// The bridge answered an upstream failure with a JSON-RPC error of its own.
+    ErrorSynthesized,
+}
+
+impl Difference {
+    pub const ALL: [Difference; 13] = [
+        Difference::EndpointRewritten,
+        Difference::BatchSplit,
+        Difference::NotificationRerouted,
+        Difference::MessageBuffered,
+        Difference::PrimingDropped,
+        Difference::StreamResumed,
+        Difference::EventsReplayed,
+        Difference::SessionReinitialised,
+        Difference::MessageDropped,
+        Difference::ErrorReaddressed,
+        Difference::TransportDetected,
+        Difference::UpstreamEndpointChanged,
+        Difference::ErrorSynthesized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difference::EndpointRewritten => "endpoint_rewritten",
+            Difference::BatchSplit => "batch_split",
+            Difference::NotificationRerouted => "notification_rerouted",
+            Difference::MessageBuffered => "message_buffered",
+            Difference::PrimingDropped => "priming_dropped",
+            Difference::StreamResumed => "stream_resumed",
+            Difference::EventsReplayed => "events_replayed",
+            Difference::SessionReinitialised => "session_reinitialised",
+            Difference::MessageDropped => "message_dropped",
+            Difference::ErrorReaddressed => "error_readdressed",
+            Difference::TransportDetected => "transport_detected",
+            Difference::UpstreamEndpointChanged => "upstream_endpoint_changed",
+            Difference::ErrorSynthesized => "error_synthesized",
+        }
+    }
+
+    fn index(self) -> usize {
+        Difference::ALL
+            .iter()
+            .position(|d| *d == self)
+            .expect("ALL lists every kind")
+    }
+}
+
+/// Per-session counts of each difference kind, for the session summary.
+#[derive(Default, Debug, Clone)]
+pub struct DifferenceCounts([u32; Difference::ALL.len()]);
+
+impl DifferenceCounts {
+    pub fn add(&mut self, d: Difference) {
+        self.0[d.index()] += 1;
+    }
+
+    pub fn get(&self, d: Difference) -> u32 {
+        self.0[d.index()]
+    }
+
+    /// `kind=count` pairs of the kinds that occurred.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = Difference::ALL
+            .iter()
+            .filter(|d| self.get(**d) > 0)
+            .map(|d| format!("{}={}", d.as_str(), self.get(*d)))
+            .collect();
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(",")
+        }
+    }
+}
+
+/// Emit one difference record. The caller's span carries the session; the fields repeat the
+/// essentials so that each line stands on its own.
+#[allow(clippy::too_many_arguments)]
+pub fn emit(
+    kind: Difference,
+    session: &str,
+    client_transport: &str,
+    upstream_transport: &str,
+    method: Option<&str>,
+    id: Option<&Id>,
+    reason: &str,
+) {
+    tracing::info!(
+        target: "mcp_bridge::difference",
+        kind = kind.as_str(),
+        session,
+        client_transport,
+        upstream_transport,
+        method = method.unwrap_or(""),
+        id = id.map(Id::json).unwrap_or(""),
+        "{reason}"
+    );
+}

@@ -1,0 +1,69 @@
+//! All live sessions, shared by every worker, and the reaper that ends idle ones.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use super::{EndReason, Session};
+
+pub struct SessionMap {
+    sessions: DashMap<Arc<str>, Arc<Session>>,
+    max: usize,
+}
+
+impl SessionMap {
+    pub fn new(max: usize) -> SessionMap {
+        SessionMap {
+            sessions: DashMap::new(),
+            max,
+        }
+    }
+
+    /// Whether one more session fits. (Checked before a session is built; two racing
+    /// requests may overshoot by one, which is harmless.)
+    pub fn has_room(&self) -> bool {
+        self.sessions.len() < self.max
+    }
+
+    pub fn insert(&self, session: Arc<Session>) {
+        self.sessions.insert(session.id.clone(), session);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.get(id).map(|s| s.value().clone())
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.sessions.remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Session>> {
+        // Collect first: ending a session removes it from the map, which must not happen
+        // while a shard is being iterated.
+        self.sessions.iter().map(|s| s.value().clone()).collect()
+    }
+
+    /// One reaper pass: idle sessions end, expired streams go.
+    pub fn sweep(&self, idle_timeout: Duration) {
+        let now = Instant::now();
+        for s in self.snapshot() {
+            s.sweep(idle_timeout, now);
+        }
+    }
+
+    /// End every session (server shutdown): upstream sessions are closed.
+    pub fn end_all(&self) {
+        for s in self.snapshot() {
+            s.end(EndReason::Shutdown);
+        }
+    }
+}

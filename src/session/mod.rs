@@ -1,0 +1,712 @@
+//! A bridge session: the one place that knows both sides. It owns the client-facing streams,
+//! the table of the client's in-flight requests, the upstream handle, and the router that
+//! decides which stream each upstream message goes to.
+
+mod map;
+mod stream;
+
+pub use map::SessionMap;
+pub use stream::{Poll, StreamNo, MAIN_STREAM};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tracing::Span;
+
+use crate::config::ReplayLimits;
+use crate::error::UpstreamError;
+use crate::jsonrpc::{Id, Kind, Message};
+use crate::observe::{self, Difference, DifferenceCounts};
+use crate::sse;
+use crate::upstream::{ForwardHeaders, UpstreamHandle};
+use stream::{Evicted, OutStream};
+
+/// Which transport the client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// HTTP+SSE (2024-11-05): one stream, every message on it.
+    Legacy,
+    /// Streamable HTTP: a stream per request plus the standalone GET stream.
+    Streamable,
+}
+
+impl Front {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Front::Legacy => "sse",
+            Front::Streamable => "streamable",
+        }
+    }
+}
+
+/// Where the upstream delivered a message: all the relation metadata the bridge gets.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// On the response stream of the client's request with this id (Streamable upstream).
+    RequestStream(Id),
+    /// On the upstream's standalone GET stream: unrelated to any request.
+    StandaloneStream,
+    /// On a legacy upstream's only stream: no relation metadata at all.
+    SharedStream,
+}
+
+/// Why a session ended (for its summary line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    ClientClosed,
+    ClientDelete,
+    IdleTimeout,
+    UpstreamGone,
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ClientClosed => "client_closed",
+            EndReason::ClientDelete => "client_delete",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::UpstreamGone => "upstream_gone",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Protocol revisions the bridge serves on its Streamable front.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// First revision whose clients expect a priming event on every SSE stream.
+const PRIMING_SINCE: &str = "2025-11-25";
+
+struct Pending {
+    stream: StreamNo,
+    method: Box<str>,
+    token: Option<Id>,
+}
+
+#[derive(Default)]
+struct Stats {
+    from_client: u64,
+    to_client: u64,
+    requests_by_method: HashMap<Box<str>, u32>,
+    differences: DifferenceCounts,
+}
+
+struct State {
+    streams: HashMap<StreamNo, OutStream>,
+    next_stream: StreamNo,
+    next_epoch: u64,
+    pending: HashMap<Id, Pending>,
+    tokens: HashMap<Id, StreamNo>,
+    version: Option<String>,
+    upstream_transport: &'static str,
+    last_activity: Instant,
+    ended: Option<EndReason>,
+    stats: Stats,
+}
+
+/// A writer's claim on one stream: what an SSE response body holds.
+pub struct WriterSlot {
+    pub stream: StreamNo,
+    pub epoch: u64,
+}
+
+pub struct Session {
+    pub id: Arc<str>,
+    pub front: Front,
+    pub span: Span,
+    upstream: UpstreamHandle,
+    state: Mutex<State>,
+    limits: ReplayLimits,
+    registry: Weak<SessionMap>,
+    created: Instant,
+}
+
+impl Session {
+    pub fn new(
+        id: Arc<str>,
+        front: Front,
+        upstream: UpstreamHandle,
+        limits: ReplayLimits,
+        registry: Weak<SessionMap>,
+    ) -> Session {
+        let span = tracing::info_span!(
+            "session",
+            session = %id,
+            client_transport = front.as_str(),
+            upstream_transport = tracing::field::Empty,
+            upstream_session = tracing::field::Empty,
+        );
+        let mut streams = HashMap::new();
+        streams.insert(MAIN_STREAM, OutStream::new(front == Front::Streamable, 0));
+        Session {
+            id,
+            front,
+            span,
+            upstream,
+            state: Mutex::new(State {
+                streams,
+                next_stream: MAIN_STREAM + 1,
+                next_epoch: 1,
+                pending: HashMap::new(),
+                tokens: HashMap::new(),
+                version: None,
+                upstream_transport: "pending",
+                last_activity: Instant::now(),
+                ended: None,
+                stats: Stats::default(),
+            }),
+            limits,
+            registry,
+            created: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not wedge every later request of the session.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.lock().ended.is_some()
+    }
+
+    pub fn negotiated_version(&self) -> Option<String> {
+        self.lock().version.clone()
+    }
+
+    /// Record the upstream side once it is connected (for the span and difference lines).
+    pub fn set_upstream(&self, transport: &'static str, upstream_session: Option<&str>) {
+        self.lock().upstream_transport = transport;
+        self.span.record("upstream_transport", transport);
+        if let Some(s) = upstream_session {
+            self.span.record("upstream_session", s);
+        }
+    }
+
+    pub fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str) {
+        let upstream = {
+            let mut st = self.lock();
+            st.stats.differences.add(kind);
+            st.upstream_transport
+        };
+        self.emit_difference(kind, upstream, msg, reason);
+    }
+
+    fn emit_difference(
+        &self,
+        kind: Difference,
+        upstream: &str,
+        msg: Option<&Message>,
+        reason: &str,
+    ) {
+        let _e = self.span.enter();
+        observe::emit(
+            kind,
+            &self.id,
+            self.front.as_str(),
+            upstream,
+            msg.and_then(Message::method),
+            msg.and_then(|m| m.id.as_ref()),
+            reason,
+        );
+    }
+
+    // ---- client → upstream -------------------------------------------------------------
+
+    /// Open a stream for a POST that carries `requests` requests (Streamable front).
+    pub fn open_request_stream(&self, requests: usize) -> WriterSlot {
+        let mut st = self.lock();
+        let no = st.next_stream;
+        st.next_stream += 1;
+        let mut s = OutStream::new(true, requests);
+        if st.version.as_deref().is_some_and(|v| v >= PRIMING_SINCE) {
+            s.push_priming(sse::priming(&event_id(no, 0)));
+        }
+        st.streams.insert(no, s);
+        let epoch = st.next_epoch;
+        st.next_epoch += 1;
+        st.streams
+            .get_mut(&no)
+            .expect("inserted")
+            .attach(epoch, None);
+        WriterSlot { stream: no, epoch }
+    }
+
+    /// Bookkeeping for a message the client sent, before it goes upstream: requests are
+    /// registered so their responses find `stream`.
+    pub fn client_message(&self, msg: &Message, stream: StreamNo) {
+        let mut st = self.lock();
+        st.last_activity = Instant::now();
+        st.stats.from_client += 1;
+        match msg.kind {
+            Kind::Request => {
+                let method = msg.method().unwrap_or_default();
+                *st.stats
+                    .requests_by_method
+                    .entry(method.into())
+                    .or_default() += 1;
+                if let Some(token) = &msg.progress_token {
+                    st.tokens.insert(token.clone(), stream);
+                }
+                if let Some(id) = &msg.id {
+                    st.pending.insert(
+                        id.clone(),
+                        Pending {
+                            stream,
+                            method: method.into(),
+                            token: msg.progress_token.clone(),
+                        },
+                    );
+                }
+            }
+            Kind::Notification => {
+                // The client gave up on a request: its stream ends now (servers may never
+                // answer, as the TS SDK does) and a late response is dropped.
+                if let Some(cancelled) = &msg.cancels {
+                    if let Some(p) = st.pending.remove(cancelled) {
+                        settle(&mut st, &p);
+                    }
+                }
+            }
+            Kind::Response => {}
+        }
+        tracing::debug!(parent: &self.span, direction = "client_to_upstream", kind = msg.kind.as_str(),
+            method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),
+            bytes = msg.raw().len(), "message");
+    }
+
+    /// Send a message upstream; resolves once the upstream accepted it.
+    pub async fn forward(
+        &self,
+        msg: Message,
+        headers: ForwardHeaders,
+    ) -> Result<(), UpstreamError> {
+        self.upstream.send(msg, headers).await
+    }
+
+    /// A request the upstream refused at the HTTP level (401/403): the client will retry it,
+    /// so it is forgotten without an answer.
+    pub fn forget_request(&self, id: &Id) {
+        let mut st = self.lock();
+        if let Some(p) = st.pending.remove(id) {
+            settle(&mut st, &p);
+        }
+    }
+
+    /// Answer the client's request `id` with a JSON-RPC error for an upstream failure.
+    pub fn fail_request(&self, id: &Id, err: &UpstreamError) {
+        let reply = err.to_rpc_error(id);
+        self.difference(
+            Difference::ErrorSynthesized,
+            Some(&reply),
+            &format!("upstream failure ({}): {err}", err.class()),
+        );
+        self.deliver(reply, Via::RequestStream(id.clone()));
+    }
+
+    // ---- upstream → client -------------------------------------------------------------
+
+    /// Route one upstream message to a client stream. Returns a `Notify` to wait on when the
+    /// target stream's writer is behind (backpressure), `None` otherwise.
+    pub fn deliver(&self, msg: Message, via: Via) -> Option<Arc<Notify>> {
+        let mut notes: Vec<(Difference, String)> = Vec::new();
+        let (wait, upstream) = {
+            let mut st = self.lock();
+            if st.ended.is_some() {
+                return None;
+            }
+            st.last_activity = Instant::now();
+            st.stats.to_client += 1;
+            let Some(target) = self.route(&mut st, &msg, &via, &mut notes) else {
+                for (d, _) in &notes {
+                    st.stats.differences.add(*d);
+                }
+                let upstream = st.upstream_transport;
+                drop(st);
+                for (d, reason) in notes {
+                    self.emit_difference(d, upstream, Some(&msg), &reason);
+                }
+                return None;
+            };
+            let front = self.front;
+            let limits = self.limits;
+            let stream = st
+                .streams
+                .get_mut(&target)
+                .expect("route returns live streams");
+            let (evicted, wait) = stream.push(
+                |seq| match front {
+                    Front::Legacy => sse::encode(Some("message"), None, msg.raw()),
+                    Front::Streamable => {
+                        sse::encode(Some("message"), Some(&event_id(target, seq)), msg.raw())
+                    }
+                },
+                &limits,
+            );
+            let lost = evicted.iter().filter(|e: &&Evicted| e.undelivered).count();
+            if lost > 0 {
+                notes.push((
+                    Difference::MessageDropped,
+                    format!(
+                        "replay log of stream {target} full: {lost} undelivered event(s) evicted"
+                    ),
+                ));
+            }
+            for (d, _) in &notes {
+                st.stats.differences.add(*d);
+            }
+            tracing::debug!(parent: &self.span, direction = "upstream_to_client", kind = msg.kind.as_str(),
+                method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),
+                stream = target, bytes = msg.raw().len(), "message");
+            (wait, st.upstream_transport)
+        };
+        for (d, reason) in notes {
+            self.emit_difference(d, upstream, Some(&msg), &reason);
+        }
+        wait
+    }
+
+    /// The router. `None` means the message is dropped (the reason is in `notes`).
+    fn route(
+        &self,
+        st: &mut State,
+        msg: &Message,
+        via: &Via,
+        notes: &mut Vec<(Difference, String)>,
+    ) -> Option<StreamNo> {
+        if msg.kind == Kind::Response {
+            let Some(id) = &msg.id else {
+                if self.front == Front::Legacy {
+                    return Some(MAIN_STREAM); // a legacy client sees everything, as it would directly
+                }
+                notes.push((
+                    Difference::MessageDropped,
+                    "error response without an id: no request to route it to".into(),
+                ));
+                return None;
+            };
+            return match st.pending.remove(id) {
+                Some(p) => {
+                    if &*p.method == "initialize" {
+                        st.version = msg.protocol_version();
+                    }
+                    settle(st, &p);
+                    if self.front == Front::Legacy {
+                        Some(MAIN_STREAM)
+                    } else {
+                        // Settling may have finished the stream; it still takes this last frame.
+                        Some(p.stream)
+                    }
+                }
+                None if self.front == Front::Legacy => Some(MAIN_STREAM),
+                None => {
+                    notes.push((
+                        Difference::MessageDropped,
+                        "response to a request that is not in flight (cancelled or answered)"
+                            .into(),
+                    ));
+                    None
+                }
+            };
+        }
+        if self.front == Front::Legacy {
+            return Some(MAIN_STREAM);
+        }
+        // Notifications and server requests on the Streamable front.
+        let live = |st: &State, no: StreamNo| st.streams.get(&no).is_some_and(|s| !s.is_finished());
+        if let Some(token) = &msg.progress_token {
+            if let Some(&no) = st.tokens.get(token) {
+                if live(st, no) {
+                    return Some(no);
+                }
+            }
+        }
+        if let Via::RequestStream(rid) = via {
+            if let Some(p) = st.pending.get(rid) {
+                if live(st, p.stream) {
+                    return Some(p.stream);
+                }
+            }
+        }
+        let main_open = st.streams[&MAIN_STREAM].has_writer();
+        let only_request = (st.pending.len() == 1)
+            .then(|| st.pending.values().next().map(|p| p.stream))
+            .flatten()
+            .filter(|&no| live(st, no));
+        match (via, only_request, main_open) {
+            // The upstream said it is unrelated and the client listens for such messages.
+            (Via::StandaloneStream, _, true) => Some(MAIN_STREAM),
+            // A legacy upstream gives no relation: with exactly one request in flight the
+            // message almost surely belongs to it (logs, sampling while a tool runs), and its
+            // stream keeps it in order with that request's progress and result.
+            (_, Some(no), _) => {
+                notes.push((
+                    Difference::NotificationRerouted,
+                    format!("no relation metadata; sent on the stream of the only request in flight (stream {no})"),
+                ));
+                Some(no)
+            }
+            (_, None, true) => {
+                notes.push((
+                    Difference::NotificationRerouted,
+                    format!(
+                        "no relation metadata; {} requests in flight; sent on the standalone stream",
+                        st.pending.len()
+                    ),
+                ));
+                Some(MAIN_STREAM)
+            }
+            (_, None, false) => {
+                notes.push((
+                    Difference::MessageBuffered,
+                    "no stream to carry it; kept for the standalone stream (GET)".into(),
+                ));
+                Some(MAIN_STREAM)
+            }
+        }
+    }
+
+    // ---- writers (SSE response bodies) ---------------------------------------------------
+
+    /// Attach a writer to the main stream: the legacy GET, or a Streamable GET without
+    /// `Last-Event-ID` (it gets whatever was buffered for it).
+    pub fn attach_main(&self) -> WriterSlot {
+        let mut st = self.lock();
+        let epoch = st.next_epoch;
+        st.next_epoch += 1;
+        let prime = self.front == Front::Streamable
+            && st.version.as_deref().is_some_and(|v| v >= PRIMING_SINCE);
+        let main = st
+            .streams
+            .get_mut(&MAIN_STREAM)
+            .expect("main stream exists");
+        if prime && main.next_seq() == 1 && !main.has_writer() && main.is_drained() {
+            main.push_priming(sse::priming(&event_id(MAIN_STREAM, 0)));
+        }
+        main.attach(epoch, None);
+        WriterSlot {
+            stream: MAIN_STREAM,
+            epoch,
+        }
+    }
+
+    /// Attach a writer after `last_event_id` (`<stream>-<seq>`). `None`: not an id of this
+    /// session's live streams.
+    pub fn resume(&self, last_event_id: &str) -> Option<WriterSlot> {
+        let (no, seq) = parse_event_id(last_event_id)?;
+        let replayed = {
+            let mut st = self.lock();
+            let epoch = st.next_epoch;
+            st.next_epoch += 1;
+            let stream = st.streams.get_mut(&no)?;
+            if !stream.knows_seq(seq) {
+                return None;
+            }
+            let (_, replayed) = stream.attach(epoch, Some(seq));
+            st.last_activity = Instant::now();
+            (epoch, replayed)
+        };
+        let (epoch, replayed) = replayed;
+        self.difference(
+            Difference::EventsReplayed,
+            None,
+            &format!("client resumed stream {no} after event {last_event_id}: {replayed} event(s) sent again"),
+        );
+        Some(WriterSlot { stream: no, epoch })
+    }
+
+    pub fn poll_writer(&self, slot: &WriterSlot, waker: &Waker) -> Poll {
+        let mut st = self.lock();
+        match st.streams.get_mut(&slot.stream) {
+            Some(s) => s.poll(slot.epoch, waker),
+            None => Poll::End,
+        }
+    }
+
+    /// The client's connection for this writer is gone. On the legacy front that ends the
+    /// session; on the Streamable front the stream stays for replay.
+    pub fn detach_writer(&self, slot: &WriterSlot) {
+        let end = {
+            let mut st = self.lock();
+            if let Some(s) = st.streams.get_mut(&slot.stream) {
+                s.detach(slot.epoch);
+            }
+            st.last_activity = Instant::now();
+            self.front == Front::Legacy && slot.stream == MAIN_STREAM && st.ended.is_none()
+        };
+        if end {
+            self.end(EndReason::ClientClosed);
+        }
+    }
+
+    /// Push a raw frame (the legacy `endpoint` event) onto the main stream.
+    pub fn push_main_frame(&self, frame: Bytes) {
+        let mut st = self.lock();
+        let limits = self.limits;
+        let main = st
+            .streams
+            .get_mut(&MAIN_STREAM)
+            .expect("main stream exists");
+        let _ = main.push(|_| frame, &limits);
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------------
+
+    /// The upstream is gone: every request still in flight gets an error, then the session ends.
+    pub fn upstream_gone(&self, why: &str) {
+        let ids: Vec<Id> = self.lock().pending.keys().cloned().collect();
+        tracing::warn!(parent: &self.span, in_flight = ids.len(), "upstream gone: {why}");
+        let err = UpstreamError::Connect(why.to_owned());
+        for id in ids {
+            self.fail_request(&id, &err);
+        }
+        self.end(EndReason::UpstreamGone);
+    }
+
+    /// End the session: streams finish (writers drain and close), the upstream session is
+    /// closed, the session leaves the map, and one summary line is logged.
+    pub fn end(&self, reason: EndReason) {
+        let summary = {
+            let mut st = self.lock();
+            if st.ended.is_some() {
+                return;
+            }
+            st.ended = Some(reason);
+            for s in st.streams.values_mut() {
+                s.finish();
+            }
+            let mut methods: Vec<_> = st.stats.requests_by_method.iter().collect();
+            methods.sort();
+            let methods: Vec<String> = methods.iter().map(|(m, n)| format!("{m}={n}")).collect();
+            (
+                st.upstream_transport,
+                st.stats.from_client,
+                st.stats.to_client,
+                methods.join(","),
+                st.stats.differences.summary(),
+            )
+        };
+        self.upstream.close();
+        if let Some(map) = self.registry.upgrade() {
+            map.remove(&self.id);
+        }
+        let (upstream, from_client, to_client, methods, differences) = summary;
+        tracing::info!(
+            target: "mcp_bridge::summary",
+            parent: &self.span,
+            session = %self.id,
+            client_transport = self.front.as_str(),
+            upstream_transport = upstream,
+            duration_ms = self.created.elapsed().as_millis() as u64,
+            messages_from_client = from_client,
+            messages_to_client = to_client,
+            requests = %methods,
+            differences = %differences,
+            ended = reason.as_str(),
+            "session ended"
+        );
+    }
+
+    /// Reaper hook: end the session when idle, and drop streams no one can replay any more.
+    pub fn sweep(&self, idle_timeout: std::time::Duration, now: Instant) {
+        let idle = {
+            let mut st = self.lock();
+            let limits = self.limits;
+            st.streams.retain(|&no, s| {
+                s.prune_written_older_than(&limits, now);
+                let expired = s
+                    .finished_at()
+                    .is_some_and(|t| now.duration_since(t) > limits.age);
+                no == MAIN_STREAM || !expired || s.has_writer()
+            });
+            let any_writer = st.streams.values().any(OutStream::has_writer);
+            let last = st
+                .streams
+                .values()
+                .map(|s| s.touched)
+                .chain([st.last_activity])
+                .max()
+                .expect("non-empty");
+            !any_writer && now.duration_since(last) > idle_timeout
+        };
+        if idle {
+            self.end(EndReason::IdleTimeout);
+        }
+    }
+
+    /// Bytes held in this session's stream logs (for metrics and tests).
+    pub fn buffered_bytes(&self) -> usize {
+        self.lock()
+            .streams
+            .values()
+            .map(OutStream::buffered_bytes)
+            .sum()
+    }
+
+    pub fn difference_count(&self, kind: Difference) -> u32 {
+        self.lock().stats.differences.get(kind)
+    }
+}
+
+/// A request left the in-flight table: its stream owes one response fewer, and its progress
+/// token no longer routes.
+fn settle(st: &mut State, p: &Pending) {
+    if let Some(token) = &p.token {
+        if st.tokens.get(token) == Some(&p.stream) {
+            st.tokens.remove(token);
+        }
+    }
+    if let Some(s) = st.streams.get_mut(&p.stream) {
+        s.awaiting = s.awaiting.saturating_sub(1);
+        if s.awaiting == 0 && p.stream != MAIN_STREAM {
+            s.finish();
+        }
+    }
+}
+
+/// Event ids encode their stream: `<stream>-<seq>`.
+pub fn event_id(stream: StreamNo, seq: u64) -> String {
+    format!("{stream}-{seq}")
+}
+
+fn parse_event_id(s: &str) -> Option<(StreamNo, u64)> {
+    let (a, b) = s.trim().split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// A fresh session id: 128 bits from the OS CSPRNG, as 32 hex characters.
+pub fn new_session_id() -> Arc<str> {
+    let mut buf = [0u8; 16];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    let mut s = String::with_capacity(32);
+    for b in buf {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip() {
+        assert_eq!(parse_event_id(&event_id(3, 17)), Some((3, 17)));
+        assert_eq!(parse_event_id("x-1"), None);
+        assert_eq!(parse_event_id("5"), None);
+    }
+
+    #[test]
+    fn session_ids_are_128_bit_hex_and_distinct() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

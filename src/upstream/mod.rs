@@ -1,0 +1,309 @@
+//! The upstream side: one connection per session to the MCP server, over whichever transport
+//! the server speaks. Adapters share one interface (send a message; deliver what comes back
+//! to the session; close) and know nothing about the client.
+//!
+//! awc clients are not `Send`, so each session's upstream connection lives on the worker
+//! thread that created the session, driven by one task. The session holds only a `Send`
+//! handle: a bounded command channel (policy when full: the client's request waits).
+
+mod http;
+mod legacy_sse;
+mod streamable;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::config::{Config, UpstreamTransport};
+use crate::error::UpstreamError;
+use crate::jsonrpc::Message;
+use crate::observe::Difference;
+use crate::session::Session;
+
+/// Client request headers that cross to the upstream (today: `Authorization`).
+pub type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
+
+/// What every session's upstream shares: the configuration and, in `auto` mode, the
+/// transport detected for the upstream URL.
+pub struct UpstreamShared {
+    pub cfg: Arc<Config>,
+    detected: Mutex<Option<Kind>>,
+}
+
+impl UpstreamShared {
+    pub fn new(cfg: Arc<Config>) -> UpstreamShared {
+        UpstreamShared {
+            cfg,
+            detected: Mutex::new(None),
+        }
+    }
+
+    fn cached(&self) -> Option<Kind> {
+        *self.detected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remember the detected transport; true when it changed.
+    fn remember(&self, kind: Kind) -> bool {
+        let mut d = self.detected.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = *d != Some(kind);
+        *d = Some(kind);
+        changed
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Streamable,
+    Legacy,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Streamable => "streamable",
+            Kind::Legacy => "sse",
+        }
+    }
+}
+
+enum Command {
+    Send {
+        msg: Message,
+        headers: ForwardHeaders,
+        reply: oneshot::Sender<Result<(), UpstreamError>>,
+    },
+}
+
+#[derive(Default)]
+struct CloseSignal {
+    closed: AtomicBool,
+    notify: Notify,
+}
+
+/// The session's `Send` handle on its upstream connection.
+pub struct UpstreamHandle {
+    tx: mpsc::Sender<Command>,
+    close: Arc<CloseSignal>,
+}
+
+/// The other half of a handle, until the driver task is started.
+pub struct Driver {
+    rx: mpsc::Receiver<Command>,
+    close: Arc<CloseSignal>,
+}
+
+/// Commands queued per session before a client's POST waits.
+const COMMAND_QUEUE: usize = 64;
+
+impl UpstreamHandle {
+    pub fn new() -> (UpstreamHandle, Driver) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let close = Arc::new(CloseSignal::default());
+        (
+            UpstreamHandle {
+                tx,
+                close: close.clone(),
+            },
+            Driver { rx, close },
+        )
+    }
+
+    /// Send one message; resolves when the upstream accepted it (HTTP 2xx), or with why not.
+    pub async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
+        if self.close.closed.load(Ordering::Acquire) {
+            return Err(UpstreamError::Closed);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Send {
+                msg,
+                headers,
+                reply,
+            })
+            .await
+            .map_err(|_| UpstreamError::Closed)?;
+        rx.await.map_err(|_| UpstreamError::Closed)?
+    }
+
+    /// Close the upstream session (DELETE for Streamable, drop the stream for legacy).
+    pub fn close(&self) {
+        self.close.closed.store(true, Ordering::Release);
+        self.close.notify.notify_one();
+    }
+}
+
+impl Driver {
+    /// Start the driver on the current worker thread.
+    pub fn spawn(self, session: Weak<Session>, shared: Arc<UpstreamShared>) {
+        actix_web::rt::spawn(drive(self, session, shared));
+    }
+}
+
+async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamShared>) {
+    let mut conn: Option<Conn> = None;
+    loop {
+        if driver.close.closed.load(Ordering::Acquire) {
+            break;
+        }
+        let cmd = tokio::select! {
+            cmd = driver.rx.recv() => cmd,
+            _ = driver.close.notify.notified() => None,
+        };
+        let Some(Command::Send {
+            msg,
+            headers,
+            reply,
+        }) = cmd
+        else {
+            break;
+        };
+        match &conn {
+            Some(c) => {
+                // Each send runs on its own so that a slow request never holds up the next.
+                let c = c.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = reply.send(c.send(msg, headers).await);
+                });
+            }
+            None => match connect(&shared, &session, msg, headers).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+        }
+    }
+    if let Some(c) = conn {
+        c.close().await;
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Streamable(Rc<streamable::Upstream>),
+    Legacy(Rc<legacy_sse::Upstream>),
+}
+
+impl Conn {
+    async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
+        match self {
+            Conn::Streamable(u) => u.send(msg, headers).await,
+            Conn::Legacy(u) => u.send(msg, headers).await,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Conn::Streamable(u) => u.close().await,
+            Conn::Legacy(u) => u.close(),
+        }
+    }
+}
+
+/// Connect with the session's first message (normally the client's `initialize`), choosing
+/// the transport as configured. In `auto` mode this is the spec's backwards-compatibility
+/// procedure: POST `initialize`; on 400/404/405 without a modern error body, GET the same
+/// URL and wait for `endpoint`. The outcome is cached; when the cached choice stops
+/// working (the server was upgraded or downgraded) the other is tried and cached instead.
+async fn connect(
+    shared: &Arc<UpstreamShared>,
+    session: &Weak<Session>,
+    first: Message,
+    headers: ForwardHeaders,
+) -> Result<Conn, UpstreamError> {
+    let order: &[Kind] = match shared.cfg.upstream_transport {
+        UpstreamTransport::Streamable => &[Kind::Streamable],
+        UpstreamTransport::Sse => &[Kind::Legacy],
+        // Only an `initialize` can probe: anything else says nothing about the transport.
+        UpstreamTransport::Auto if !first.is_initialize() => match shared.cached() {
+            Some(Kind::Legacy) => &[Kind::Legacy],
+            _ => &[Kind::Streamable],
+        },
+        UpstreamTransport::Auto => match shared.cached() {
+            Some(Kind::Legacy) => &[Kind::Legacy, Kind::Streamable],
+            _ => &[Kind::Streamable, Kind::Legacy],
+        },
+    };
+    let mut evidence = Vec::new();
+    for (i, kind) in order.iter().enumerate() {
+        let last = i + 1 == order.len();
+        let attempt = match kind {
+            Kind::Streamable => {
+                let up = Rc::new(streamable::Upstream::new(shared.clone(), session.clone()));
+                match up.send(first.clone(), headers.clone()).await {
+                    Ok(()) => Ok(Conn::Streamable(up)),
+                    Err(e) => Err(e),
+                }
+            }
+            Kind::Legacy => {
+                match legacy_sse::Upstream::connect(shared.clone(), session.clone(), &headers).await
+                {
+                    Ok(up) => {
+                        let up = Rc::new(up);
+                        legacy_sse::Upstream::start_reader(&up);
+                        up.send(first.clone(), headers.clone())
+                            .await
+                            .map(|()| Conn::Legacy(up))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match attempt {
+            Ok(conn) => {
+                if let Some(s) = session.upgrade() {
+                    s.set_upstream(kind.as_str(), None);
+                    if shared.cfg.upstream_transport == UpstreamTransport::Auto
+                        && shared.remember(*kind)
+                    {
+                        let why = if evidence.is_empty() {
+                            format!("{} answered the client's initialize", kind.as_str())
+                        } else {
+                            format!("{}; {} worked", evidence.join("; "), kind.as_str())
+                        };
+                        s.difference(
+                            Difference::TransportDetected,
+                            Some(&first),
+                            &format!(
+                                "upstream {} speaks {}: {why}",
+                                shared.cfg.upstream,
+                                kind.as_str()
+                            ),
+                        );
+                    }
+                }
+                return Ok(conn);
+            }
+            Err(e) if !last && suggests_other_transport(*kind, &e) => {
+                evidence.push(format!("{} attempt failed: {e}", kind.as_str()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Whether a failed attempt means "wrong transport" rather than "server down".
+fn suggests_other_transport(tried: Kind, e: &UpstreamError) -> bool {
+    match (tried, e) {
+        // A modern server that answers with a JSON-RPC error it recognises (2026: unknown
+        // method, unsupported version, header mismatch) must not be treated as legacy.
+        (Kind::Streamable, UpstreamError::Status { status, rpc_error }) => {
+            matches!(status, 400 | 404 | 405)
+                && !rpc_error
+                    .as_ref()
+                    .and_then(|m| m.error_code())
+                    .is_some_and(|c| c == -32601 || (-32022..=-32020).contains(&c))
+        }
+        (Kind::Legacy, UpstreamError::Status { .. })
+        | (Kind::Legacy, UpstreamError::NoEndpoint(_))
+        | (Kind::Legacy, UpstreamError::Protocol(_)) => true,
+        _ => false,
+    }
+}

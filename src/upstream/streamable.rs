@@ -1,0 +1,552 @@
+//! Upstream adapter for Streamable HTTP servers (2025-03-26 and later): one POST per
+//! message, answers as JSON or as a per-request SSE stream, a standalone GET stream for
+//! unsolicited messages, `Mcp-Session-Id` + `MCP-Protocol-Version` on everything after
+//! `initialize`, resumption with `Last-Event-ID`, and transparent re-initialisation when
+//! the server forgets the session.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use actix_web::http::header;
+use awc::ClientResponse;
+use tokio::task::JoinHandle;
+
+use super::http::{self, EventReader, Media};
+use super::{ForwardHeaders, UpstreamShared};
+use crate::error::UpstreamError;
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::observe::Difference;
+use crate::session::{Session, Via};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Consecutive failed attempts to resume a broken request stream before giving up.
+const MAX_RESUME_ATTEMPTS: u32 = 5;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
+const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct State {
+    session_id: Option<String>,
+    version: Option<String>,
+    /// The client's `initialize` params and headers, to re-initialise an expired session.
+    init_params: Option<String>,
+    init_headers: ForwardHeaders,
+}
+
+pub struct Upstream {
+    shared: Arc<UpstreamShared>,
+    client: awc::Client,
+    session: Weak<Session>,
+    st: RefCell<State>,
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+    get_task: RefCell<Option<JoinHandle<()>>>,
+    reinit: tokio::sync::Mutex<()>,
+    next_id: Cell<u64>,
+}
+
+impl Upstream {
+    pub fn new(shared: Arc<UpstreamShared>, session: Weak<Session>) -> Upstream {
+        Upstream {
+            client: http::client(&shared.cfg),
+            shared,
+            session,
+            st: RefCell::default(),
+            tasks: RefCell::default(),
+            get_task: RefCell::default(),
+            reinit: tokio::sync::Mutex::new(()),
+            next_id: Cell::new(1),
+        }
+    }
+
+    pub async fn send(
+        self: &Rc<Self>,
+        msg: Message,
+        headers: ForwardHeaders,
+    ) -> Result<(), UpstreamError> {
+        let init = msg.is_initialize();
+        if init {
+            let mut st = self.st.borrow_mut();
+            st.init_params = msg.params_json();
+            st.init_headers = headers.clone();
+        }
+        let mut reinitialised = false;
+        loop {
+            let used_session = self.st.borrow().session_id.clone();
+            // Never a session header on initialize: SDK servers reject it.
+            let resp = self.post(&msg, &headers, !init).await?;
+            let status = resp.status();
+            if status.as_u16() == 404 && !init && used_session.is_some() && !reinitialised {
+                drop(resp);
+                self.reinitialize(used_session, &msg).await?;
+                reinitialised = true;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(http::status_error(resp, &self.shared.cfg).await);
+            }
+            if init {
+                self.capture_session(&resp);
+            }
+            self.accept(resp, &msg).await?;
+            if msg.method() == Some("notifications/initialized") {
+                self.start_get_stream();
+            }
+            return Ok(());
+        }
+    }
+
+    fn capture_session(&self, resp: &ClientResponse) {
+        let sid = resp
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(s) = self.session.upgrade() {
+            s.set_upstream("streamable", sid.as_deref());
+        }
+        self.st.borrow_mut().session_id = sid;
+    }
+
+    /// Handle a 2xx answer to `msg`: JSON body, SSE stream, or nothing.
+    async fn accept(
+        self: &Rc<Self>,
+        mut resp: ClientResponse,
+        msg: &Message,
+    ) -> Result<(), UpstreamError> {
+        let cfg = &self.shared.cfg;
+        let request_id = msg.is_request().then(|| msg.id.clone()).flatten();
+        match http::media(&resp) {
+            Media::EventStream => {
+                let me = self.clone();
+                let reader = EventReader::new(resp, cfg.max_body + 64 * 1024);
+                self.track(actix_web::rt::spawn(
+                    me.read_request_stream(reader, request_id),
+                ));
+                Ok(())
+            }
+            Media::Json => {
+                let body = http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
+                let messages = jsonrpc::parse_body(body)
+                    .map_err(|e| UpstreamError::Protocol(format!("JSON answer: {e}")))?
+                    .into_messages();
+                for m in messages {
+                    if !self.deliver(m, request_id.as_ref()).await {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            other => {
+                let body = http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
+                match request_id {
+                    // A request answered with neither JSON nor a stream would never get its
+                    // response: say so now rather than let the client wait.
+                    Some(_) => Err(UpstreamError::Protocol(format!(
+                        "HTTP {} with content type {other:?} ({} bytes) to a request",
+                        resp.status().as_u16(),
+                        body.len()
+                    ))),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn track(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.borrow_mut();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Hand one message to the session. False once the session is gone.
+    async fn deliver(&self, m: Message, request: Option<&Id>) -> bool {
+        let Some(session) = self.session.upgrade() else {
+            return false;
+        };
+        let m = match request {
+            Some(rid) if m.kind == Kind::Response && m.id.is_none() => {
+                let fixed = m.readdressed(rid);
+                session.difference(
+                    Difference::ErrorReaddressed,
+                    Some(&fixed),
+                    "upstream error response had no usable id; given the id of the request it answers",
+                );
+                fixed
+            }
+            _ => m,
+        };
+        if m.kind == Kind::Response {
+            if let Some(v) = m.protocol_version() {
+                self.st.borrow_mut().version = Some(v);
+            }
+        }
+        let via = match request {
+            Some(rid) => Via::RequestStream(rid.clone()),
+            None => Via::StandaloneStream,
+        };
+        if let Some(wait) = session.deliver(m, via) {
+            drop(session);
+            let _ = tokio::time::timeout(BACKPRESSURE_WAIT, wait.notified()).await;
+        }
+        true
+    }
+
+    /// Relay a request's SSE answer event by event; resume it if it breaks early.
+    async fn read_request_stream(self: Rc<Self>, mut reader: EventReader, request: Option<Id>) {
+        let mut answered = false;
+        let mut failed_attempts = 0;
+        loop {
+            match reader.next().await {
+                Ok(Some(ev)) => {
+                    failed_attempts = 0;
+                    if !self.note_priming(&mut reader)
+                        || !self.relay_event(ev, request.as_ref(), &mut answered).await
+                    {
+                        return;
+                    }
+                }
+                end => {
+                    self.note_priming(&mut reader);
+                    if answered || request.is_none() {
+                        return;
+                    }
+                    let Some(last_id) = reader.last_event_id().map(str::to_owned) else {
+                        let why = match end {
+                            Err(e) => format!("upstream stream broke before the response: {e}"),
+                            _ => "upstream stream ended before the response, with no event id to resume from".into(),
+                        };
+                        return self.fail(request.as_ref(), &why);
+                    };
+                    if failed_attempts >= MAX_RESUME_ATTEMPTS {
+                        return self.fail(request.as_ref(), "upstream stream could not be resumed");
+                    }
+                    failed_attempts += 1;
+                    tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+                    match self.get(Some(&last_id)).await {
+                        Ok(resp)
+                            if resp.status().is_success()
+                                && http::media(&resp) == Media::EventStream =>
+                        {
+                            reader.replace_response(resp);
+                            if let Some(s) = self.session.upgrade() {
+                                s.difference(
+                                    Difference::StreamResumed,
+                                    None,
+                                    &format!("upstream response stream broke; resumed with GET Last-Event-ID: {last_id}"),
+                                );
+                            }
+                        }
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            if status == 404 || status == 405 {
+                                return self.fail(
+                                    request.as_ref(),
+                                    &format!(
+                                        "upstream refused to resume the stream (HTTP {status})"
+                                    ),
+                                );
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count priming events the reader consumed (they are never relayed). False when the
+    /// session is gone.
+    fn note_priming(&self, reader: &mut EventReader) -> bool {
+        let Some(s) = self.session.upgrade() else {
+            return false;
+        };
+        if reader.take_empty_events() > 0 {
+            s.difference(
+                Difference::PrimingDropped,
+                None,
+                &format!(
+                    "upstream priming event (id {:?}, empty data) kept as resume cursor, not relayed",
+                    reader.last_event_id().unwrap_or("")
+                ),
+            );
+        }
+        true
+    }
+
+    async fn relay_event(
+        &self,
+        ev: crate::sse::Event,
+        request: Option<&Id>,
+        answered: &mut bool,
+    ) -> bool {
+        if ev.event != "message" {
+            return true;
+        }
+        match Message::parse(ev.data) {
+            Ok(m) => {
+                if m.kind == Kind::Response && (m.id.is_none() || m.id.as_ref() == request) {
+                    *answered = true;
+                }
+                self.deliver(m, request).await
+            }
+            Err(e) => {
+                if let Some(s) = self.session.upgrade() {
+                    s.difference(
+                        Difference::MessageDropped,
+                        None,
+                        &format!("upstream event is not JSON-RPC: {e}"),
+                    );
+                }
+                true
+            }
+        }
+    }
+
+    fn fail(&self, request: Option<&Id>, why: &str) {
+        if let (Some(s), Some(id)) = (self.session.upgrade(), request) {
+            s.fail_request(id, &UpstreamError::Protocol(why.to_owned()));
+        }
+    }
+
+    fn start_get_stream(self: &Rc<Self>) {
+        let mut slot = self.get_task.borrow_mut();
+        if slot.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        *slot = Some(actix_web::rt::spawn(self.clone().run_get_stream()));
+    }
+
+    /// The standalone stream: unsolicited messages. 405 = the server has none; 409 = another
+    /// stream is registered (back off); a broken stream is reopened with `Last-Event-ID`.
+    async fn run_get_stream(self: Rc<Self>) {
+        let mut backoff = Duration::from_secs(1);
+        let mut last_id: Option<String> = None;
+        loop {
+            if self.session.strong_count() == 0 {
+                return;
+            }
+            let resp = match self.get(last_id.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("upstream GET stream: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            match resp.status().as_u16() {
+                405 => {
+                    tracing::info!("upstream offers no standalone GET stream (405)");
+                    return;
+                }
+                404 => return, // the session expired; re-initialisation restarts this task
+                s if !(200..300).contains(&s) || http::media(&resp) != Media::EventStream => {
+                    tracing::debug!(
+                        "upstream GET stream answered HTTP {s}; retrying in {backoff:?}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(id) = &last_id {
+                if let Some(s) = self.session.upgrade() {
+                    s.difference(
+                        Difference::StreamResumed,
+                        None,
+                        &format!("upstream standalone stream reopened with Last-Event-ID: {id}"),
+                    );
+                }
+            }
+            backoff = Duration::from_secs(1);
+            let mut reader = EventReader::new(resp, self.shared.cfg.max_body + 64 * 1024);
+            let mut ignored = false;
+            while let Ok(Some(ev)) = reader.next().await {
+                if !self.note_priming(&mut reader)
+                    || !self.relay_event(ev, None, &mut ignored).await
+                {
+                    return;
+                }
+            }
+            last_id = reader.last_event_id().map(str::to_owned).or(last_id);
+            tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+        }
+    }
+
+    fn post_request(&self, with_session: bool, headers: &ForwardHeaders) -> awc::ClientRequest {
+        let st = self.st.borrow();
+        let mut req = self
+            .client
+            .post(self.shared.cfg.upstream.as_str())
+            .insert_header((header::ACCEPT, "application/json, text/event-stream"))
+            .insert_header((header::CONTENT_TYPE, "application/json"));
+        if with_session {
+            if let Some(sid) = &st.session_id {
+                req = req.insert_header((SESSION_HEADER, sid.as_str()));
+            }
+            if let Some(v) = &st.version {
+                req = req.insert_header((VERSION_HEADER, v.as_str()));
+            }
+        }
+        for (k, v) in headers {
+            req = req.insert_header((k.clone(), v.clone()));
+        }
+        req
+    }
+
+    async fn post(
+        &self,
+        msg: &Message,
+        headers: &ForwardHeaders,
+        with_session: bool,
+    ) -> Result<ClientResponse, UpstreamError> {
+        let req = self.post_request(with_session, headers);
+        http::within(
+            self.shared.cfg.upstream_timeout,
+            req.send_body(msg.raw().clone()),
+        )
+        .await
+    }
+
+    /// GET on the endpoint with the session: the standalone stream, or a resumption.
+    async fn get(&self, last_event_id: Option<&str>) -> Result<ClientResponse, UpstreamError> {
+        let req = {
+            let st = self.st.borrow();
+            let mut req = self
+                .client
+                .get(self.shared.cfg.upstream.as_str())
+                .insert_header((header::ACCEPT, "text/event-stream"));
+            if let Some(sid) = &st.session_id {
+                req = req.insert_header((SESSION_HEADER, sid.as_str()));
+            }
+            if let Some(v) = &st.version {
+                req = req.insert_header((VERSION_HEADER, v.as_str()));
+            }
+            if let Some(id) = last_event_id {
+                req = req.insert_header(("last-event-id", id));
+            }
+            for (k, v) in &st.init_headers {
+                req = req.insert_header((k.clone(), v.clone()));
+            }
+            req
+        };
+        http::within(self.shared.cfg.upstream_timeout, req.send()).await
+    }
+
+    /// The server forgot the session (404): replay the client's `initialize` and
+    /// `notifications/initialized` so the next request works. The legacy client cannot do
+    /// this itself; server-side state is lost, which the difference line says.
+    async fn reinitialize(
+        self: &Rc<Self>,
+        expired: Option<String>,
+        trigger: &Message,
+    ) -> Result<(), UpstreamError> {
+        let _one_at_a_time = self.reinit.lock().await;
+        if self.st.borrow().session_id != expired {
+            return Ok(()); // another request already did it
+        }
+        let (params, headers) = {
+            let st = self.st.borrow();
+            (st.init_params.clone(), st.init_headers.clone())
+        };
+        let Some(params) = params else {
+            return Err(UpstreamError::SessionGone);
+        };
+        let n = self.next_id.get();
+        self.next_id.set(n + 1);
+        let id = Id::bridge(n);
+        let init = Message::bridge_request(&id, "initialize", Some(&params));
+        let cfg = &self.shared.cfg;
+        let mut resp = self.post(&init, &headers, false).await?;
+        if !resp.status().is_success() {
+            return Err(http::status_error(resp, cfg).await);
+        }
+        let new_session = resp
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The InitializeResult answers the bridge, not the client: read it and keep it here.
+        match http::media(&resp) {
+            Media::EventStream => {
+                let mut reader = EventReader::new(resp, cfg.max_body + 64 * 1024);
+                let answer = async {
+                    while let Ok(Some(ev)) = reader.next().await {
+                        if Message::parse(ev.data).is_ok_and(|m| m.id.as_ref() == Some(&id)) {
+                            return true;
+                        }
+                    }
+                    false
+                };
+                match tokio::time::timeout(cfg.upstream_timeout, answer).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(UpstreamError::StreamEnded),
+                    Err(_) => return Err(UpstreamError::Timeout(cfg.upstream_timeout)),
+                }
+            }
+            _ => {
+                http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
+            }
+        }
+        self.st.borrow_mut().session_id = new_session.clone();
+        let initialized = Message::bridge_notification("notifications/initialized");
+        let resp = self.post(&initialized, &headers, true).await?;
+        if !resp.status().is_success() {
+            return Err(http::status_error(resp, cfg).await);
+        }
+        if let Some(t) = self.get_task.borrow_mut().take() {
+            t.abort();
+        }
+        self.start_get_stream();
+        if let Some(s) = self.session.upgrade() {
+            s.set_upstream("streamable", new_session.as_deref());
+            s.difference(
+                Difference::SessionReinitialised,
+                Some(trigger),
+                &format!(
+                    "upstream answered 404 for session {:?}; replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
+                    expired.unwrap_or_default(),
+                    new_session.unwrap_or_default()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// End the upstream session: stop readers, then DELETE (405 is fine: not every server
+    /// lets clients end sessions).
+    pub async fn close(&self) {
+        for t in self.tasks.borrow_mut().drain(..) {
+            t.abort();
+        }
+        if let Some(t) = self.get_task.borrow_mut().take() {
+            t.abort();
+        }
+        let req = {
+            let st = self.st.borrow();
+            let Some(sid) = &st.session_id else {
+                return;
+            };
+            let mut req = self
+                .client
+                .delete(self.shared.cfg.upstream.as_str())
+                .insert_header((SESSION_HEADER, sid.as_str()));
+            if let Some(v) = &st.version {
+                req = req.insert_header((VERSION_HEADER, v.as_str()));
+            }
+            for (k, v) in &st.init_headers {
+                req = req.insert_header((k.clone(), v.clone()));
+            }
+            req
+        };
+        match http::within(self.shared.cfg.upstream_timeout, req.send()).await {
+            Ok(r) => tracing::debug!(status = r.status().as_u16(), "upstream session deleted"),
+            Err(e) => tracing::debug!("upstream DELETE failed: {e}"),
+        }
+    }
+}

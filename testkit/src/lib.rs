@@ -1,0 +1,24 @@
+//! `mcp-testkit`: fake MCP servers and raw clients for testing `mcp-bridge`.
+//!
+//! - [`FakeServer`] speaks either transport (legacy HTTP+SSE or Streamable HTTP) on its own
+//!   thread, behaves like the official SDK servers on the wire, records every request and lets a
+//!   test misbehave on purpose (expire sessions, kill streams, drop a POST stream mid-call).
+//! - [`LegacyClient`] and [`StreamableClient`] are raw awc clients that show exactly what came
+//!   back (statuses, headers, SSE events) and also drive whole exchanges (`request`).
+//! - [`sse`] is the testkit's own SSE codec. Nothing here depends on the bridge: the testkit is
+//!   an independent check of it.
+
+pub mod client;
+mod error;
+mod mcp;
+pub mod server;
+pub mod sse;
+
+pub use client::legacy::{LegacyClient, LegacyOptions};
+pub use client::stream::SseStream;
+pub use client::streamable::{ResponseKind, StreamableClient, StreamableResponse};
+pub use client::{Exchange, Headers, RawResponse, ROOTS_REPLY, SAMPLING_REPLY_TEXT};
+pub use error::{Error, Result};
+pub use mcp::{LATEST_VERSION, SUPPORTED_VERSIONS};
+pub use server::{EndpointStyle, FakeServer, RecordedRequest, ServerOptions, Transport};
+pub use sse::{SseEvent, SseItem, SseParser};
