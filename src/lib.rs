@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 pub use config::Config;
@@ -90,7 +90,7 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
 pub struct Bridge {
     pub addr: SocketAddr,
     sessions: Arc<SessionMap>,
-    handle: ServerHandle,
+    handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -139,13 +139,9 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        // Stopping needs a runtime; a tiny one is enough.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(handle.stop(false));
+        // The stop command is sent when `stop` is called; its future only reports
+        // completion, which joining the thread covers — so no runtime is needed here.
+        drop(self.handle.stop(false));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -1,0 +1,46 @@
+# mcp-bridge — the two commands a newcomer needs are `make run` and `make test`.
+CARGO ?= cargo
+INTEROP := tests/interop/install.sh
+
+.PHONY: all build run demo test unit interop-deps lint fmt bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## The one-command demo: a legacy SSE server, the bridge in front of it, and a Streamable
+## HTTP client printing progress and log notifications live as they cross the bridge.
+## `make run REVERSE=1` shows the other direction.
+run demo:
+	$(CARGO) run --release --example demo -- $(if $(REVERSE),--reverse,)
+
+## Every test: unit, in-process integration (fake peers) and interop with the real SDK
+## peers, which are installed first (pinned) into .interop/.
+test: interop-deps
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --all-targets --no-fail-fast; \
+	else \
+	  $(CARGO) test --workspace --all-targets --no-fail-fast; \
+	fi
+
+## Only the fast tests (no real SDK peers).
+unit:
+	$(CARGO) test --workspace --all-targets -- --skip interop
+
+interop-deps:
+	bash $(INTEROP)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	bash bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .interop bench-results

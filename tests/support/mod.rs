@@ -1,0 +1,87 @@
+//! Shared helpers for the integration tests: a bridge in-process on port 0 in front of a
+//! testkit fake server.
+#![allow(dead_code)]
+
+use std::sync::Once;
+use std::time::Duration;
+
+pub use mcp_bridge::Bridge;
+pub use mcp_testkit::{
+    EndpointStyle, FakeServer, LegacyClient, ServerOptions, StreamableClient, Transport,
+};
+pub use serde_json::{json, Value};
+
+/// Generous upper bound for anything a test waits for; tests synchronise on events, and
+/// this only turns a hang into a failure.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+static LOGS: Once = Once::new();
+
+/// Bridge logs go to the test's captured output (`RUST_LOG=debug` for more).
+pub fn init_logs() {
+    LOGS.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A bridge on 127.0.0.1:0 in front of `upstream`, with short keep-alives so that client
+/// disconnects are noticed quickly.
+pub fn bridge(upstream: &str, extra: &[&str]) -> Bridge {
+    init_logs();
+    let mut args = vec![
+        "mcp-bridge",
+        "--upstream",
+        upstream,
+        "--listen",
+        "127.0.0.1:0",
+        "--keepalive",
+        "300ms",
+        "--upstream-timeout",
+        "5s",
+        "--upstream-connect-timeout",
+        "3s",
+    ];
+    args.extend_from_slice(extra);
+    let cfg = mcp_bridge::Config::from_args(args).expect("valid test config");
+    mcp_bridge::spawn(cfg).expect("bridge starts")
+}
+
+pub fn progress_call(steps: u64, token: Value) -> Value {
+    json!({"name": "progress", "arguments": {"steps": steps}, "_meta": {"progressToken": token}})
+}
+
+/// The progress values and log data of an exchange, in arrival order, as one list of
+/// strings such as `log:step 1`, `progress:1/3`.
+pub fn notification_trace(notifications: &[Value]) -> Vec<String> {
+    notifications
+        .iter()
+        .filter_map(|n| match n["method"].as_str()? {
+            "notifications/progress" => Some(format!(
+                "progress:{}/{}",
+                n["params"]["progress"], n["params"]["total"]
+            )),
+            "notifications/message" => Some(format!(
+                "log:{}",
+                n["params"]["data"].as_str().unwrap_or_default()
+            )),
+            other => Some(other.to_owned()),
+        })
+        .collect()
+}
+
+/// Wait until `cond` holds (checked on an interval; only for state with no event to await).
+pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
