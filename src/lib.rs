@@ -47,6 +47,8 @@ fn build(cfg: Config) -> std::io::Result<(Server, SocketAddr, Arc<SessionMap>)> 
     .keep_alive(actix_web::http::KeepAlive::Os)
     .client_request_timeout(Duration::from_secs(30))
     .shutdown_timeout(1)
+    // Small SSE frames must not wait for ACKs (Nagle): latency is the product.
+    .tcp_nodelay(true)
     .disable_signals();
     if cfg.workers > 0 {
         server = server.workers(cfg.workers);

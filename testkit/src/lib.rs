@@ -7,6 +7,26 @@
 //!   back (statuses, headers, SSE events) and also drive whole exchanges (`request`).
 //! - [`sse`] is the testkit's own SSE codec. Nothing here depends on the bridge: the testkit is
 //!   an independent check of it.
+//!
+//! ```no_run
+//! use mcp_testkit::{FakeServer, ServerOptions, StreamableClient};
+//! use serde_json::json;
+//!
+//! # async fn demo() -> mcp_testkit::Result<()> {
+//! // An upstream that drops each POST stream after 2 events and supports resumption.
+//! let server = FakeServer::start(
+//!     ServerOptions::streamable().event_ids(true).priming(true).drop_post_stream_after(Some(2)),
+//! );
+//! let client = StreamableClient::new(&server.url(), &[]);
+//! client.initialize("2025-11-25").await?;
+//! let params = json!({"name": "progress", "arguments": {"steps": 3},
+//!                     "_meta": {"progressToken": "t"}});
+//! let ex = client.request("tools/call", params).await?;
+//! assert_eq!(ex.notifications.len(), 6);
+//! assert_eq!(ex.resumptions, 1);
+//! assert_eq!(ex.text(), Some("done 3 steps"));
+//! # Ok(()) }
+//! ```
 
 pub mod client;
 mod error;

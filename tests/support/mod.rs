@@ -85,3 +85,42 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A plain HTTP exchange, for the statuses of malformed requests.
+pub struct Raw {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: String,
+}
+
+impl Raw {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Send one request and read the whole answer (not for SSE answers).
+pub async fn raw(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Raw {
+    let client = awc::Client::builder().disable_timeout().finish();
+    let mut req = client.request(
+        awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+        url,
+    );
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let mut resp = tokio::time::timeout(WAIT, req.send_body(body.to_owned()))
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let body = resp.body().limit(16 << 20).await.expect("body");
+    Raw {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub const JSON: (&str, &str) = ("content-type", "application/json");
+pub const ACCEPT_BOTH: (&str, &str) = ("accept", "application/json, text/event-stream");
+pub const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;

@@ -1,9 +1,9 @@
 //! Raw legacy HTTP+SSE client.
 //!
 //! A background task reads the GET stream with the testkit's SSE parser. Responses to
-//! `request()` calls in flight are routed to them by id; other messages seen while calls are in
-//! flight are attached to every such call (in order); messages seen while none is in flight are
-//! queued for `next_message`.
+//! `request()` calls in flight are routed to them by id, and progress notifications by their
+//! `progressToken`; other messages seen while calls are in flight are attached to every such
+//! call (in order); messages seen while none is in flight are queued for `next_message`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -46,6 +46,8 @@ impl Default for LegacyOptions {
 
 struct Pending {
     ex: Exchange,
+    /// `params._meta.progressToken` of the call: its progress goes to it alone.
+    progress_token: Option<Value>,
     done: oneshot::Sender<Exchange>,
 }
 
@@ -246,11 +248,15 @@ impl LegacyClient {
     /// One call: POSTs a request with a fresh integer id (expects 202) and waits for the
     /// response on the stream, collecting what arrived before it.
     pub async fn request(&self, method: &str, params: Value) -> Result<Exchange> {
+        if self.is_closed() {
+            return Err(Error::Closed("request (stream already closed)"));
+        }
         let id = self.next_id();
         let key = id.to_string();
         let (done, rx) = oneshot::channel();
         let pending = Pending {
             ex: Exchange::default(),
+            progress_token: params.pointer("/_meta/progressToken").cloned(),
             done,
         };
         self.reader
@@ -403,7 +409,17 @@ impl Reader {
             }
         }
         let mut pending = self.pending.borrow_mut();
-        if pending.is_empty() {
+        let token = match msg.get("method").and_then(Value::as_str) {
+            Some("notifications/progress") => msg.pointer("/params/progressToken"),
+            _ => None,
+        };
+        if let Some(owner) = token.and_then(|t| {
+            pending
+                .values_mut()
+                .find(|p| p.progress_token.as_ref() == Some(t))
+        }) {
+            owner.ex.observe(msg);
+        } else if pending.is_empty() {
             let _ = self.queue.send(data);
         } else {
             for p in pending.values_mut() {

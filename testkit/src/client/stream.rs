@@ -85,6 +85,21 @@ impl SseStream {
         }
     }
 
+    /// Reads the rest of the body in the background (up to `timeout`) and discards it. awc
+    /// returns a connection to its pool only once the body was read to the end, so a caller
+    /// done with a stream the server is about to close calls this instead of dropping it: the
+    /// next request then reuses the connection instead of opening a new one.
+    pub fn finish_in_background(mut self, timeout: Duration) {
+        use futures_util::FutureExt;
+        // Usually the final chunk is already buffered: no task needed.
+        while let Some(Some(_)) = self.next_item_inner().now_or_never() {}
+        if !self.ended {
+            actix_rt::spawn(async move {
+                let _ = self.collect_items(timeout).await;
+            });
+        }
+    }
+
     /// The stream's cursor: the last `id` seen (priming events included).
     pub fn last_event_id(&self) -> Option<&str> {
         self.parser.last_event_id()
@@ -100,7 +115,8 @@ impl SseStream {
         self.ended && self.ready.is_empty()
     }
 
-    /// Why the body ended abnormally (e.g. the connection was cut mid-body).
+    /// Why the body ended abnormally, when awc reports it. Note: awc reports a chunked body
+    /// cut at a chunk boundary (no final chunk) as a normal end, not as an error.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }

@@ -297,13 +297,21 @@ impl StreamableClient {
     pub async fn read_exchange(&self, id: Value, resp: StreamableResponse) -> Result<Exchange> {
         let deadline = tokio::time::Instant::now() + self.timeout.get();
         let status = resp.status;
+        if status != 200 {
+            // An HTTP-level refusal (404 unknown session, 400, 406...) is an error, even when
+            // its body is a JSON-RPC error.
+            return Err(Error::Status {
+                status,
+                body: resp.text().to_string(),
+            });
+        }
         match resp.kind {
             ResponseKind::Json(text) => {
                 let v: Value = serde_json::from_str(&text)
                     .map_err(|e| Error::Protocol(format!("bad JSON body: {e}")))?;
                 let found = match v {
                     Value::Array(items) => items.into_iter().find(|m| m.get("id") == Some(&id)),
-                    one => Some(one),
+                    one => Some(one).filter(|m| m.get("id") == Some(&id)),
                 };
                 let response = found.ok_or(Error::Protocol("no response with our id".into()))?;
                 Ok(Exchange {
@@ -335,6 +343,9 @@ impl StreamableClient {
                 match classify(&msg) {
                     Inbound::Response if msg.get("id") == Some(&id) => {
                         ex.response = msg;
+                        // The server closes the stream now; read its end so the connection
+                        // goes back to the pool.
+                        stream.finish_in_background(Duration::from_secs(1));
                         return Ok(ex);
                     }
                     Inbound::Request if self.auto_answer.get() => {

@@ -29,11 +29,11 @@ struct Session {
 }
 
 impl Session {
-    fn send(&self, json: &str) {
+    /// Writes a `message` event; false when the stream is gone.
+    fn send(&self, json: &str) -> bool {
         let frame = encode_event(Some("message"), None, None, json, self.line_end);
-        if let Some(c) = self.conn.lock().unwrap().as_ref() {
-            c.send(frame);
-        }
+        let conn = self.conn.lock().unwrap();
+        conn.as_ref().is_some_and(|c| c.send(frame))
     }
 }
 
@@ -209,11 +209,16 @@ impl Backend for Legacy {
         }
     }
 
+    fn get_streams(&self) -> usize {
+        let sessions: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
+        sessions
+            .iter()
+            .filter(|s| s.conn.lock().unwrap().is_some())
+            .count()
+    }
+
     fn send_unsolicited(&self, json: &str) -> usize {
         let sessions: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
-        for s in &sessions {
-            s.send(json);
-        }
-        sessions.len()
+        sessions.iter().filter(|s| s.send(json)).count()
     }
 }

@@ -64,9 +64,12 @@ pub struct ServerOptions {
     /// resumes that stream (as the TS SDK with an event store does).
     pub event_ids: bool,
     /// When the request's protocol version (header, else the session's) is >= 2025-11-25,
-    /// start each POST stream with a priming event `id: X\ndata: \n\n`.
+    /// start each POST stream with a priming event `id: X\ndata: \n\n`. Meant for use with
+    /// `event_ids` (the TS SDK primes only when it has an event store); without it the cursor
+    /// cannot be resumed.
     pub priming: bool,
-    /// `retry:` written in the priming event.
+    /// `retry:` (ms) written in the priming event (2025-11-25 polling: the client must wait
+    /// that long before resuming).
     pub retry_ms: Option<u64>,
     /// Close each POST response stream after this many message events (priming not counted),
     /// once per request, so the client has to resume with `Last-Event-ID`.
@@ -259,6 +262,8 @@ pub(crate) trait Backend: Send + Sync {
     fn kill_streams(&self);
     /// Returns how many streams got the message.
     fn send_unsolicited(&self, json: &str) -> usize;
+    /// Streams unsolicited messages can go to right now.
+    fn get_streams(&self) -> usize;
 }
 
 /// A running fake MCP server. Stopped by [`FakeServer::stop`] or on drop.
@@ -305,6 +310,10 @@ impl FakeServer {
                     // A client closing its socket must end its SSE response (and so its legacy
                     // session) at once, not at the next write.
                     .h1_allow_half_closed(false)
+                    // SSE writes an event and then the final chunk as separate small segments;
+                    // with Nagle the second waits for a delayed ACK (~40 ms) on a reused
+                    // connection.
+                    .tcp_nodelay(true)
                     .listen(listener)
                     .expect("listen")
                     .run();
@@ -434,9 +443,10 @@ impl FakeServer {
         self.shared.changed();
     }
 
-    /// Abruptly ends every open SSE response (the connection is cut mid-body), as if the server
-    /// died mid-call. Streamable sessions survive (with `event_ids` a client can resume);
-    /// legacy sessions die with their stream.
+    /// Abruptly ends every open SSE response: the connection is closed without the final
+    /// chunk, as if the server died mid-call (awc clients see that as a plain end of body).
+    /// Streamable sessions survive (with `event_ids` a client can resume); legacy sessions die
+    /// with their stream.
     pub fn kill_streams(&self) {
         self.backend.kill_streams();
         self.shared.changed();
@@ -449,6 +459,12 @@ impl FakeServer {
     /// Successful DELETEs (sessions terminated by the client).
     pub fn deletes(&self) -> usize {
         self.shared.deletes.load(Ordering::SeqCst)
+    }
+
+    /// Streams that [`FakeServer::send_unsolicited`] would reach right now: Streamable sessions
+    /// with their standalone GET stream attached; legacy session streams.
+    pub fn get_streams(&self) -> usize {
+        self.backend.get_streams()
     }
 
     /// SSE responses currently open (POST streams, GET streams, legacy streams).
@@ -478,5 +494,16 @@ fn bind(addr: Option<SocketAddr>) -> TcpListener {
             }
             Err(e) => panic!("bind {addr}: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A bridge test may park a server in a static or hand it to another thread.
+    #[test]
+    fn fake_server_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::FakeServer>();
+        check::<super::RecordedRequest>();
     }
 }

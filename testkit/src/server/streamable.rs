@@ -575,6 +575,20 @@ impl Backend for Streamable {
         }
     }
 
+    fn get_streams(&self) -> usize {
+        let sessions: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
+        sessions
+            .iter()
+            .filter(|s| {
+                let inner = s.inner.lock().unwrap();
+                inner
+                    .standalone
+                    .and_then(|id| inner.streams.get(&id))
+                    .is_some_and(|st| st.conn.is_some())
+            })
+            .count()
+    }
+
     fn send_unsolicited(&self, json: &str) -> usize {
         let sessions: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
         sessions.iter().filter(|s| s.emit_unrelated(json)).count()
