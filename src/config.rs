@@ -63,6 +63,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_PUBLIC_PREFIX", default_value = "")]
     pub public_prefix: String,
 
+    /// Trust `X-Forwarded-Prefix`, `X-Forwarded-Host` and `X-Forwarded-Proto` from a reverse
+    /// proxy when forming the legacy `endpoint` event. Only for a bridge reachable solely
+    /// through that proxy: any client could otherwise steer where it POSTs.
+    #[arg(long, env = "MCP_BRIDGE_TRUST_FORWARDED_HEADERS")]
+    pub trust_forwarded_headers: bool,
+
     /// Interval of SSE keep-alive comments on every stream the bridge serves.
     #[arg(long, env = "MCP_BRIDGE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
     pub keepalive: Duration,
@@ -144,6 +150,7 @@ pub struct Config {
     pub messages_path: String,
     pub mcp_path: String,
     pub public_prefix: String,
+    pub trust_forwarded_headers: bool,
     pub keepalive: Duration,
     pub session_idle_timeout: Duration,
     pub upstream_connect_timeout: Duration,
@@ -253,6 +260,7 @@ impl TryFrom<Cli> for Config {
             messages_path,
             mcp_path,
             public_prefix,
+            trust_forwarded_headers: cli.trust_forwarded_headers,
             keepalive: cli.keepalive,
             session_idle_timeout: cli.session_idle_timeout,
             upstream_connect_timeout: cli.upstream_connect_timeout,
@@ -289,6 +297,17 @@ fn normalize_path(flag: &str, p: &str) -> Result<String, ConfigError> {
         return Err(ConfigError(format!("{flag} {p:?}: must not be the root")));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A path prefix without its trailing slash (`""` for none); `None` if it is not a path.
+pub fn path_prefix(p: &str) -> Option<String> {
+    match p.trim().trim_end_matches('/') {
+        "" => Some(String::new()),
+        p if p.starts_with('/') && !p.starts_with("//") && !p.contains(['?', '#', ' ']) => {
+            Some(p.to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// `15s`, `500ms`, `2m`, `1h`, or a plain number of seconds.

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{read_limited, require_json, sse_response};
 use super::{accepted, forward_headers, forward_one, AppState};
+use crate::config::{path_prefix, Config};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{self, Body};
 use crate::observe::Difference;
@@ -18,7 +19,7 @@ use crate::upstream::UpstreamHandle;
 /// Both SDK spellings of the query parameter.
 const SESSION_PARAMS: [&str; 2] = ["sessionId", "session_id"];
 
-pub fn open(_req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+pub fn open(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
     let cfg = &app.cfg;
     if !app.sessions.has_room() {
         return Err(DownstreamError::SessionLimit.into());
@@ -34,9 +35,7 @@ pub fn open(_req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
     ));
     // The upstream session is created by the client's own `initialize`, not now.
     driver.spawn(Arc::downgrade(&session), app.upstream.clone());
-    // An absolute path on the client's own origin; the public prefix restores what a
-    // path-stripping reverse proxy removed.
-    let endpoint = format!("{}{}?sessionId={id}", cfg.public_prefix, cfg.messages_path);
+    let endpoint = format!("{}?sessionId={id}", endpoint_base(req, cfg));
     session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
     let slot = session.attach_main();
     app.sessions.insert(session.clone());
@@ -47,6 +46,33 @@ pub fn open(_req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
         slot,
         cfg.keepalive,
     ))
+}
+
+/// Where legacy clients POST: an absolute path on the client's own origin, with the public
+/// prefix that restores what a path-stripping reverse proxy removed — or, behind a trusted
+/// proxy, the prefix and origin the proxy reports.
+fn endpoint_base(req: &HttpRequest, cfg: &Config) -> String {
+    let forwarded = |name: &str| {
+        cfg.trust_forwarded_headers
+            .then(|| req.headers().get(name)?.to_str().ok())
+            .flatten()
+            .map(|v| v.split(',').next().unwrap_or("").trim())
+            .filter(|v| !v.is_empty())
+    };
+    let prefix = forwarded("x-forwarded-prefix")
+        .and_then(path_prefix)
+        .unwrap_or_else(|| cfg.public_prefix.clone());
+    let path = format!("{prefix}{}", cfg.messages_path);
+    match forwarded("x-forwarded-host").filter(|h| !h.contains(['/', '?', '#', '@', ' '])) {
+        Some(host) => {
+            let proto = match forwarded("x-forwarded-proto") {
+                Some("https") => "https",
+                _ => "http",
+            };
+            format!("{proto}://{host}{path}")
+        }
+        None => path,
+    }
 }
 
 pub async fn post(

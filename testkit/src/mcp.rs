@@ -276,22 +276,48 @@ impl McpState {
         let num_arg = |k: &str, d: u64| args.get(k).and_then(Value::as_u64).unwrap_or(d);
         match name {
             "echo" => Ok(text_result(&str_arg("text"))),
-            "progress" => {
+            // One log message (and, when asked, one progress notification) per item.
+            "progress" | "process_items" => {
                 let token = params.pointer("/_meta/progressToken").cloned();
-                let (steps, delay) = (num_arg("steps", 3), num_arg("delay_ms", 0));
-                for i in 1..=steps {
+                let delay = num_arg("delay_ms", 0);
+                let items: Vec<String> = match name {
+                    "progress" => (1..=num_arg("steps", 3))
+                        .map(|i| format!("step {i}"))
+                        .collect(),
+                    _ => args
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .map(|v| {
+                                    v.as_str()
+                                        .map(str::to_owned)
+                                        .unwrap_or_else(|| v.to_string())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                let total = items.len();
+                for (i, item) in items.iter().enumerate() {
                     if delay > 0 {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                     }
-                    let msg = format!("step {i}");
+                    let msg = match name {
+                        "progress" => item.clone(),
+                        _ => format!("processed {item}"),
+                    };
                     let log = json!({"level": "info", "data": msg});
                     out.related(notification("notifications/message", &log));
                     if let Some(token) = &token {
-                        let p = json!({"progressToken": token, "progress": i, "total": steps, "message": msg});
+                        let p = json!({"progressToken": token, "progress": i + 1, "total": total, "message": msg});
                         out.related(notification("notifications/progress", &p));
                     }
                 }
-                Ok(text_result(&format!("done {steps} steps")))
+                Ok(text_result(&match name {
+                    "progress" => format!("done {total} steps"),
+                    _ => format!("processed {total} items"),
+                }))
             }
             "sample" => {
                 let p = json!({
@@ -381,6 +407,8 @@ fn tools_list() -> Value {
         tool("notify", "Sends an unrelated notifications/message, then returns",
             obj(json!({"text": string}), &["text"])),
         tool("slow", "Sleeps for ms milliseconds, then returns", obj(json!({"ms": int}), &["ms"])),
+        tool("process_items", "Processes each item: one log message and one progress notification per item",
+            obj(json!({"items": {"type": "array", "items": string}, "delay_ms": int}), &["items"])),
         tool("big", "Returns a text of that many 'x'", obj(json!({"bytes": int}), &["bytes"])),
     ]})
 }

@@ -45,7 +45,7 @@ async fn ts_style_initialize_and_list_tools() {
     let tools = client.request("tools/list", Value::Null).await.unwrap();
     assert_eq!(
         tools.result().unwrap()["tools"].as_array().unwrap().len(),
-        7
+        8
     );
 
     let get = &server.requests()[0];

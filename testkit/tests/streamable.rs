@@ -42,7 +42,16 @@ async fn initialize_and_list_tools() {
         .collect();
     assert_eq!(
         names,
-        ["echo", "progress", "sample", "roots", "notify", "slow", "big"]
+        [
+            "echo",
+            "progress",
+            "sample",
+            "roots",
+            "notify",
+            "slow",
+            "process_items",
+            "big"
+        ]
     );
     assert!(tools.result().unwrap()["tools"][0]["inputSchema"].is_object());
 

@@ -171,7 +171,7 @@ impl Backend for Legacy {
     fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
         let (g, p) = (self.clone(), self.clone());
         cfg.route(
-            "/sse",
+            self.shared.opts.endpoint_path(),
             web::get().to(move |req: HttpRequest| g.clone().connect(req)),
         );
         let post = move |req: HttpRequest, body: Bytes| p.clone().post(req, body);

@@ -81,6 +81,10 @@ pub struct ServerOptions {
     /// Write a `: keepalive` comment on standalone GET streams at this interval.
     pub keepalive_interval: Option<Duration>,
 
+    /// Serve the MCP endpoint (Streamable) or the SSE stream (legacy) at this path instead
+    /// of `/mcp` / `/sse`: one URL that can change transport when the server is "upgraded".
+    pub path: Option<&'static str>,
+
     // --- Legacy HTTP+SSE ---
     pub endpoint_style: EndpointStyle,
     /// Py style only: interval of the `: ping - <time>` comments.
@@ -105,6 +109,7 @@ impl Default for ServerOptions {
             unknown_session_status: 404,
             get_stream: true,
             keepalive_interval: None,
+            path: None,
             endpoint_style: EndpointStyle::Ts,
             ping_interval: Duration::from_secs(15),
             send_endpoint: true,
@@ -148,6 +153,15 @@ impl ServerOptions {
         send_endpoint: bool,
         keepalive_interval: Option<Duration>,
         retry_ms: Option<u64>,
+        path: Option<&'static str>,
+    }
+
+    /// The path of the MCP endpoint (Streamable) or SSE stream (legacy).
+    pub fn endpoint_path(&self) -> &'static str {
+        self.path.unwrap_or(match self.transport {
+            Transport::Streamable => "/mcp",
+            Transport::Legacy => "/sse",
+        })
     }
 
     /// Binds to this address instead of an ephemeral port.
@@ -335,10 +349,7 @@ impl FakeServer {
 
     /// The URL a client or bridge points at: `…/mcp` (Streamable) or `…/sse` (legacy).
     pub fn url(&self) -> String {
-        match self.transport {
-            Transport::Streamable => format!("{}/mcp", self.base_url()),
-            Transport::Legacy => format!("{}/sse", self.base_url()),
-        }
+        format!("{}{}", self.base_url(), self.shared.opts.endpoint_path())
     }
 
     /// `http://127.0.0.1:PORT`.

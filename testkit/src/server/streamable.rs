@@ -534,7 +534,7 @@ impl Backend for Streamable {
         let (p, g, d) = (self.clone(), self.clone(), self.clone());
         let shared = self.shared.clone();
         cfg.service(
-            web::resource("/mcp")
+            web::resource(shared.opts.endpoint_path())
                 .route(
                     web::post().to(move |req: HttpRequest, body: Bytes| p.clone().post(req, body)),
                 )
