@@ -27,11 +27,14 @@ pub enum LogFormat {
 /// mcp-bridge: lets MCP clients and servers of the legacy HTTP+SSE transport and of
 /// Streamable HTTP talk to each other. Every flag has an MCP_BRIDGE_* environment twin.
 #[derive(Parser, Debug)]
-#[command(name = "mcp-bridge", version, about)]
+#[command(name = "mcp-bridge", version, about, subcommand_negates_reqs = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// URL of the upstream MCP server (its Streamable endpoint or its legacy SSE endpoint).
-    #[arg(long, env = "MCP_BRIDGE_UPSTREAM")]
-    pub upstream: String,
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM", required = true)]
+    pub upstream: Option<String>,
 
     /// Transport the upstream speaks.
     #[arg(
@@ -122,6 +125,22 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_REPLAY_AGE", default_value = "5m", value_parser = parse_duration)]
     pub replay_age: Duration,
 
+    /// Write one JSON line per message, difference and session end to this file.
+    #[arg(long, env = "MCP_BRIDGE_JOURNAL")]
+    pub journal: Option<std::path::PathBuf>,
+
+    /// Include each message body in the journal (bodies may hold secrets).
+    #[arg(long, env = "MCP_BRIDGE_JOURNAL_BODIES")]
+    pub journal_bodies: bool,
+
+    /// Journal lines queued before new ones are dropped (and counted); relaying never waits.
+    #[arg(long, env = "MCP_BRIDGE_JOURNAL_QUEUE", default_value_t = crate::observe::JOURNAL_QUEUE)]
+    pub journal_queue: usize,
+
+    /// Serve /healthz, /readyz and /metrics on this address (off when not given).
+    #[arg(long, env = "MCP_BRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Log level filter (overridden by RUST_LOG when set).
     #[arg(long, env = "MCP_BRIDGE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -138,6 +157,21 @@ pub struct Cli {
     /// Worker threads (0 = one per core).
     #[arg(long, env = "MCP_BRIDGE_WORKERS", default_value_t = 0)]
     pub workers: usize,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Work with a wire journal written by --journal.
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JournalAction {
+    /// Per-session and per-method tables: counts, difference kinds, request→response latency.
+    Summarize { file: std::path::PathBuf },
 }
 
 /// The validated configuration the bridge runs with.
@@ -160,6 +194,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub replay: ReplayLimits,
+    pub journal: Option<std::path::PathBuf>,
+    pub journal_bodies: bool,
+    pub journal_queue: usize,
+    pub admin_listen: Option<SocketAddr>,
     pub log_level: String,
     pub log_format: LogFormat,
     pub workers: usize,
@@ -194,12 +232,15 @@ impl TryFrom<Cli> for Config {
 
     fn try_from(cli: Cli) -> Result<Config, ConfigError> {
         let bad = |s: String| Err(ConfigError(s));
-        let upstream = Url::parse(&cli.upstream)
-            .map_err(|e| ConfigError(format!("--upstream {:?}: {e}", cli.upstream)))?;
+        let raw_upstream = cli
+            .upstream
+            .as_deref()
+            .ok_or_else(|| ConfigError("--upstream is required".into()))?;
+        let upstream = Url::parse(raw_upstream)
+            .map_err(|e| ConfigError(format!("--upstream {raw_upstream:?}: {e}")))?;
         if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
             return bad(format!(
-                "--upstream {:?}: must be an http(s) URL",
-                cli.upstream
+                "--upstream {raw_upstream:?}: must be an http(s) URL"
             ));
         }
         let sse_path = normalize_path("--sse-path", &cli.sse_path)?;
@@ -228,7 +269,11 @@ impl TryFrom<Cli> for Config {
                 return bad(format!("{name} must be greater than zero"));
             }
         }
-        if cli.max_body == 0 || cli.max_sessions == 0 || cli.replay_events == 0 {
+        if cli.max_body == 0
+            || cli.max_sessions == 0
+            || cli.replay_events == 0
+            || cli.journal_queue == 0
+        {
             return bad("--max-body, --max-sessions and --replay-events must be positive".into());
         }
         if cli.replay_bytes < cli.max_body {
@@ -278,6 +323,10 @@ impl TryFrom<Cli> for Config {
                 bytes: cli.replay_bytes,
                 age: cli.replay_age,
             },
+            journal: cli.journal,
+            journal_bodies: cli.journal_bodies,
+            journal_queue: cli.journal_queue,
+            admin_listen: cli.admin_listen,
             log_level: cli.log_level,
             log_format: cli.log_format,
             workers: cli.workers,

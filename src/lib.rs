@@ -26,17 +26,43 @@ use actix_web::{web, App, HttpServer};
 
 pub use config::Config;
 use downstream::AppState;
+use observe::admin::Admin;
+use observe::Observer;
 use session::SessionMap;
 use upstream::UpstreamShared;
 
-/// Bind and build the server; nothing runs until the returned future is awaited.
-fn build(cfg: Config) -> std::io::Result<(Server, SocketAddr, Arc<SessionMap>)> {
+/// A bound bridge, not yet running.
+struct Built {
+    server: Server,
+    addr: SocketAddr,
+    admin: Option<(Server, SocketAddr)>,
+    sessions: Arc<SessionMap>,
+    observer: Arc<Observer>,
+}
+
+/// Bind and build the servers; nothing runs until they are awaited.
+fn build(cfg: Config) -> std::io::Result<Built> {
     let cfg = Arc::new(cfg);
     let sessions = Arc::new(SessionMap::new(cfg.max_sessions));
+    let observer = Arc::new(Observer::new(&cfg));
+    let upstream = Arc::new(UpstreamShared::new(cfg.clone()));
+    let admin = match cfg.admin_listen {
+        Some(listen) => Some(build_admin(
+            Admin {
+                cfg: cfg.clone(),
+                observer: observer.clone(),
+                sessions: sessions.clone(),
+                upstream: upstream.clone(),
+            },
+            listen,
+        )?),
+        None => None,
+    };
     let state = web::Data::new(AppState {
         cfg: cfg.clone(),
         sessions: sessions.clone(),
-        upstream: Arc::new(UpstreamShared::new(cfg.clone())),
+        upstream,
+        observer: observer.clone(),
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -55,7 +81,38 @@ fn build(cfg: Config) -> std::io::Result<(Server, SocketAddr, Arc<SessionMap>)> 
     }
     let server = server.bind(cfg.listen)?;
     let addr = *server.addrs().first().expect("bound one address");
-    Ok((server.run(), addr, sessions))
+    Ok(Built {
+        server: server.run(),
+        addr,
+        admin,
+        sessions,
+        observer,
+    })
+}
+
+fn build_admin(admin: Admin, listen: SocketAddr) -> std::io::Result<(Server, SocketAddr)> {
+    let admin = web::Data::new(admin);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(admin.clone())
+            .configure(observe::admin::routes)
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .bind(listen)?;
+    let addr = *server.addrs().first().expect("bound one address");
+    Ok((server.run(), addr))
+}
+
+/// Run the admin listener (if any) beside the bridge, and return the bridge's server.
+fn start(built: Built, idle: Duration) -> Server {
+    spawn_reaper(built.sessions.clone(), idle);
+    if let Some((admin, addr)) = built.admin {
+        tracing::info!(%addr, "admin listener: /healthz /readyz /metrics");
+        actix_web::rt::spawn(admin);
+    }
+    built.server
 }
 
 /// Reap idle sessions and expired streams on an interval.
@@ -73,10 +130,11 @@ fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration) {
 /// Run the bridge until Ctrl-C / SIGTERM. Prints `mcp-bridge listening on http://ADDR`.
 pub async fn run(cfg: Config) -> std::io::Result<()> {
     let idle = cfg.session_idle_timeout;
-    let (server, addr, sessions) = build(cfg)?;
+    let built = build(cfg)?;
+    let (addr, sessions, observer) = (built.addr, built.sessions.clone(), built.observer.clone());
     println!("mcp-bridge listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    spawn_reaper(sessions.clone(), idle);
+    let server = start(built, idle);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -85,13 +143,17 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     });
     server.await?;
     sessions.end_all();
+    observer.close();
     Ok(())
 }
 
 /// A bridge running on its own thread (for tests and embedding). Stops when dropped.
 pub struct Bridge {
     pub addr: SocketAddr,
+    /// The admin listener's address, when `--admin-listen` was given.
+    pub admin_addr: Option<SocketAddr>,
     sessions: Arc<SessionMap>,
+    observer: Arc<Observer>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -100,6 +162,19 @@ impl Bridge {
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://ADMIN_ADDR` + `path` (panics without `--admin-listen`).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.admin_addr.expect("--admin-listen given")
+        )
+    }
+
+    /// Flush the journal now (it is also flushed when the bridge stops).
+    pub fn close_journal(&self) {
+        self.observer.close();
     }
 
     /// Sessions currently open.
@@ -117,9 +192,15 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 match build(cfg) {
-                    Ok((server, addr, sessions)) => {
-                        spawn_reaper(sessions.clone(), idle);
-                        let _ = tx.send(Ok((addr, sessions, server.handle())));
+                    Ok(built) => {
+                        let info = (
+                            built.addr,
+                            built.admin.as_ref().map(|a| a.1),
+                            built.sessions.clone(),
+                            built.observer.clone(),
+                        );
+                        let server = start(built, idle);
+                        let _ = tx.send(Ok((info, server.handle())));
                         let _ = server.await;
                     }
                     Err(e) => {
@@ -128,12 +209,14 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
                 }
             })
         })?;
-    let (addr, sessions, handle) = rx
+    let ((addr, admin_addr, sessions, observer), handle) = rx
         .recv()
         .map_err(|_| std::io::Error::other("bridge thread died while starting"))??;
     Ok(Bridge {
         addr,
+        admin_addr,
         sessions,
+        observer,
         handle,
         thread: Some(thread),
     })
@@ -147,5 +230,6 @@ impl Drop for Bridge {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.observer.close();
     }
 }

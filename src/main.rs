@@ -1,11 +1,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mcp_bridge::config::{Cli, Config, LogFormat};
+use mcp_bridge::config::{Cli, Command, Config, JournalAction, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Journal {
+        action: JournalAction::Summarize { file },
+    }) = &cli.command
+    {
+        return summarize(file);
+    }
     let cfg = match Config::try_from(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -19,6 +25,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn summarize(file: &std::path::Path) -> ExitCode {
+    let report = std::fs::File::open(file)
+        .map(std::io::BufReader::new)
+        .and_then(mcp_bridge::observe::summarize::summarize);
+    match report {
+        Ok(r) => {
+            print!("{r}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcp-bridge: {}: {e}", file.display());
             ExitCode::FAILURE
         }
     }

@@ -32,11 +32,17 @@ pub fn open(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
         handle,
         cfg.replay,
         Arc::downgrade(&app.sessions),
+        app.observer.clone(),
     ));
     // The upstream session is created by the client's own `initialize`, not now.
     driver.spawn(Arc::downgrade(&session), app.upstream.clone());
     let endpoint = format!("{}?sessionId={id}", endpoint_base(req, cfg));
     session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
+    session.difference(
+        Difference::EndpointRewritten,
+        None,
+        &format!("legacy client is sent the bridge's own endpoint {endpoint}"),
+    );
     let slot = session.attach_main();
     app.sessions.insert(session.clone());
     tracing::info!(parent: &session.span, "legacy client connected; endpoint {endpoint}");

@@ -14,6 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::config::Config;
 use crate::error::{DownstreamError, Error, UpstreamError};
 use crate::jsonrpc::Message;
+use crate::observe::Observer;
 use crate::session::{Session, SessionMap, StreamNo};
 use crate::upstream::{ForwardHeaders, UpstreamShared};
 
@@ -22,6 +23,7 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub sessions: Arc<SessionMap>,
     pub upstream: Arc<UpstreamShared>,
+    pub observer: Arc<Observer>,
 }
 
 pub async fn dispatch(

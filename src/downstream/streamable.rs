@@ -85,6 +85,7 @@ pub async fn post(
             handle,
             app.cfg.replay,
             Arc::downgrade(&app.sessions),
+            app.observer.clone(),
         ));
         driver.spawn(Arc::downgrade(&s), app.upstream.clone());
         s

@@ -52,6 +52,29 @@ impl SessionMap {
         self.sessions.iter().map(|s| s.value().clone()).collect()
     }
 
+    /// Open sessions per (client transport, upstream transport), every pair listed.
+    pub fn by_transport_pair(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let mut pairs: Vec<((&'static str, &'static str), u64)> = ["sse", "streamable"]
+            .iter()
+            .flat_map(|c| ["pending", "sse", "streamable"].map(|u| ((*c, u), 0)))
+            .collect();
+        for s in self.snapshot() {
+            let key = (s.front.as_str(), s.upstream_transport());
+            if let Some(p) = pairs.iter_mut().find(|(k, _)| *k == key) {
+                p.1 += 1;
+            }
+        }
+        pairs
+    }
+
+    /// Bytes held in every session's stream logs.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .map(|s| s.buffered_bytes() as u64)
+            .sum()
+    }
+
     /// One reaper pass: idle sessions end, expired streams go.
     pub fn sweep(&self, idle_timeout: Duration) {
         let now = Instant::now();

@@ -20,7 +20,7 @@ use tracing::Span;
 use crate::config::ReplayLimits;
 use crate::error::UpstreamError;
 use crate::jsonrpc::{Id, Kind, Message};
-use crate::observe::{self, Difference, DifferenceCounts};
+use crate::observe::{Difference, DifferenceCounts, Direction, Labels, Observer};
 use crate::sse;
 use crate::upstream::{ForwardHeaders, UpstreamHandle};
 use stream::{Evicted, OutStream};
@@ -86,6 +86,7 @@ struct Pending {
     stream: StreamNo,
     method: Box<str>,
     token: Option<Id>,
+    since: Instant,
 }
 
 #[derive(Default)]
@@ -123,6 +124,7 @@ pub struct Session {
     state: Mutex<State>,
     limits: ReplayLimits,
     registry: Weak<SessionMap>,
+    obs: Arc<Observer>,
     created: Instant,
 }
 
@@ -133,6 +135,7 @@ impl Session {
         upstream: UpstreamHandle,
         limits: ReplayLimits,
         registry: Weak<SessionMap>,
+        obs: Arc<Observer>,
     ) -> Session {
         let span = tracing::info_span!(
             "session",
@@ -162,6 +165,7 @@ impl Session {
             }),
             limits,
             registry,
+            obs,
             created: Instant::now(),
         }
     }
@@ -173,6 +177,19 @@ impl Session {
 
     pub fn is_ended(&self) -> bool {
         self.lock().ended.is_some()
+    }
+
+    /// The upstream's transport once connected (`pending` before).
+    pub fn upstream_transport(&self) -> &'static str {
+        self.lock().upstream_transport
+    }
+
+    fn labels(&self, upstream: &'static str) -> Labels<'_> {
+        Labels {
+            session: &self.id,
+            client: self.front.as_str(),
+            upstream,
+        }
     }
 
     pub fn negotiated_version(&self) -> Option<String> {
@@ -200,20 +217,13 @@ impl Session {
     fn emit_difference(
         &self,
         kind: Difference,
-        upstream: &str,
+        upstream: &'static str,
         msg: Option<&Message>,
         reason: &str,
     ) {
         let _e = self.span.enter();
-        observe::emit(
-            kind,
-            &self.id,
-            self.front.as_str(),
-            upstream,
-            msg.and_then(Message::method),
-            msg.and_then(|m| m.id.as_ref()),
-            reason,
-        );
+        self.obs
+            .difference(&self.labels(upstream), kind, msg, reason);
     }
 
     // ---- client → upstream -------------------------------------------------------------
@@ -260,6 +270,7 @@ impl Session {
                             stream,
                             method: method.into(),
                             token: msg.progress_token.clone(),
+                            since: Instant::now(),
                         },
                     );
                 }
@@ -275,6 +286,15 @@ impl Session {
             }
             Kind::Response => {}
         }
+        let upstream = st.upstream_transport;
+        drop(st);
+        self.obs.message(
+            &self.labels(upstream),
+            Direction::ClientToUpstream,
+            msg,
+            Some(stream),
+            None,
+        );
         tracing::debug!(parent: &self.span, direction = "client_to_upstream", kind = msg.kind.as_str(),
             method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),
             bytes = msg.raw().len(), "message");
@@ -286,7 +306,17 @@ impl Session {
         msg: Message,
         headers: ForwardHeaders,
     ) -> Result<(), UpstreamError> {
-        self.upstream.send(msg, headers).await
+        let result = self.upstream.send(msg, headers).await;
+        if let Err(e) = &result {
+            self.obs.metrics.upstream_error(e.class());
+        }
+        result
+    }
+
+    /// An upstream adapter lost the answer to request `id` (a stream broke for good).
+    pub fn upstream_failed(&self, id: &Id, err: &UpstreamError) {
+        self.obs.metrics.upstream_error(err.class());
+        self.fail_request(id, err);
     }
 
     /// A request the upstream refused at the HTTP level (401/403): the client will retry it,
@@ -301,6 +331,21 @@ impl Session {
     /// Answer the client's request `id` with a JSON-RPC error for an upstream failure.
     pub fn fail_request(&self, id: &Id, err: &UpstreamError) {
         let reply = err.to_rpc_error(id);
+        if let UpstreamError::Status {
+            rpc_error: Some(e), ..
+        } = err
+        {
+            if e.id.as_ref() != Some(id) {
+                self.difference(
+                    Difference::ErrorReaddressed,
+                    Some(&reply),
+                    &format!(
+                        "upstream HTTP error carried a JSON-RPC error with id {}; given the id of the request it answers",
+                        e.id.as_ref().map(Id::json).unwrap_or("null")
+                    ),
+                );
+            }
+        }
         self.difference(
             Difference::ErrorSynthesized,
             Some(&reply),
@@ -335,10 +380,19 @@ impl Session {
             };
             let front = self.front;
             let limits = self.limits;
+            let upstream = st.upstream_transport;
             let stream = st
                 .streams
                 .get_mut(&target)
                 .expect("route returns live streams");
+            let event = (front == Front::Streamable).then(|| event_id(target, stream.next_seq()));
+            self.obs.message(
+                &self.labels(upstream),
+                Direction::UpstreamToClient,
+                &msg,
+                Some(target),
+                event.as_deref(),
+            );
             let (evicted, wait) = stream.push(
                 |seq| match front {
                     Front::Legacy => sse::encode(Some("message"), None, msg.raw()),
@@ -395,6 +449,7 @@ impl Session {
                     if &*p.method == "initialize" {
                         st.version = msg.protocol_version();
                     }
+                    self.obs.metrics.latency(&p.method, p.since.elapsed());
                     settle(st, &p);
                     if self.front == Front::Legacy {
                         Some(MAIN_STREAM)
@@ -563,7 +618,7 @@ impl Session {
         tracing::warn!(parent: &self.span, in_flight = ids.len(), "upstream gone: {why}");
         let err = UpstreamError::Connect(why.to_owned());
         for id in ids {
-            self.fail_request(&id, &err);
+            self.upstream_failed(&id, &err);
         }
         self.end(EndReason::UpstreamGone);
     }
@@ -596,13 +651,16 @@ impl Session {
             map.remove(&self.id);
         }
         let (upstream, from_client, to_client, methods, differences) = summary;
+        let duration_ms = self.created.elapsed().as_millis() as u64;
+        self.obs
+            .session_end(&self.labels(upstream), reason.as_str(), duration_ms);
         tracing::info!(
             target: "mcp_bridge::summary",
             parent: &self.span,
             session = %self.id,
             client_transport = self.front.as_str(),
             upstream_transport = upstream,
-            duration_ms = self.created.elapsed().as_millis() as u64,
+            duration_ms,
             messages_from_client = from_client,
             messages_to_client = to_client,
             requests = %methods,

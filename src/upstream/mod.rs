@@ -41,6 +41,15 @@ impl UpstreamShared {
         }
     }
 
+    /// The upstream's transport as last seen (`unknown` before the first session).
+    pub fn transport_name(&self) -> &'static str {
+        match self.cfg.upstream_transport {
+            UpstreamTransport::Streamable => "streamable",
+            UpstreamTransport::Sse => "sse",
+            UpstreamTransport::Auto => self.cached().map_or("unknown", Kind::as_str),
+        }
+    }
+
     fn cached(&self) -> Option<Kind> {
         *self.detected.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -46,6 +46,7 @@ pub struct Upstream {
     get_task: RefCell<Option<JoinHandle<()>>>,
     reinit: tokio::sync::Mutex<()>,
     next_id: Cell<u64>,
+    version_noted: Cell<bool>,
 }
 
 impl Upstream {
@@ -59,6 +60,7 @@ impl Upstream {
             get_task: RefCell::default(),
             reinit: tokio::sync::Mutex::new(()),
             next_id: Cell::new(1),
+            version_noted: Cell::new(false),
         }
     }
 
@@ -130,6 +132,11 @@ impl Upstream {
             }
             Media::Json => {
                 let body = http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
+                // Python SDK servers answer notifications with 202, a JSON content type and
+                // no body: nothing to relay.
+                if request_id.is_none() && body.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(());
+                }
                 let messages = jsonrpc::parse_body(body)
                     .map_err(|e| UpstreamError::Protocol(format!("JSON answer: {e}")))?
                     .into_messages();
@@ -308,7 +315,7 @@ impl Upstream {
 
     fn fail(&self, request: Option<&Id>, why: &str) {
         if let (Some(s), Some(id)) = (self.session.upgrade(), request) {
-            s.fail_request(id, &UpstreamError::Protocol(why.to_owned()));
+            s.upstream_failed(id, &UpstreamError::Protocol(why.to_owned()));
         }
     }
 
@@ -391,12 +398,30 @@ impl Upstream {
             }
             if let Some(v) = &st.version {
                 req = req.insert_header((VERSION_HEADER, v.as_str()));
+                self.note_version_header(v);
             }
         }
         for (k, v) in headers {
             req = req.insert_header((k.clone(), v.clone()));
         }
         req
+    }
+
+    /// Legacy clients send no `MCP-Protocol-Version`; the bridge adds the negotiated one.
+    /// Recorded once per session.
+    fn note_version_header(&self, version: &str) {
+        if self.version_noted.replace(true) {
+            return;
+        }
+        if let Some(s) = self.session.upgrade() {
+            if s.front == crate::session::Front::Legacy {
+                s.difference(
+                    Difference::ProtocolVersionHeaderAdded,
+                    None,
+                    &format!("legacy client sends no MCP-Protocol-Version; upstream requests carry the negotiated {version}"),
+                );
+            }
+        }
     }
 
     async fn post(

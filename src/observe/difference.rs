@@ -33,10 +33,15 @@ pub enum Difference {
     UpstreamEndpointChanged,
     /// The bridge answered an upstream failure with a JSON-RPC error of its own.
     ErrorSynthesized,
+    /// `MCP-Protocol-Version` was added to upstream requests for a client that sends none
+    /// (legacy clients).
+    ProtocolVersionHeaderAdded,
+    /// A client header was not forwarded upstream by the header policy.
+    HeaderStripped,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 13] = [
+    pub const ALL: [Difference; 15] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -50,6 +55,8 @@ impl Difference {
         Difference::TransportDetected,
         Difference::UpstreamEndpointChanged,
         Difference::ErrorSynthesized,
+        Difference::ProtocolVersionHeaderAdded,
+        Difference::HeaderStripped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,10 +74,12 @@ impl Difference {
             Difference::TransportDetected => "transport_detected",
             Difference::UpstreamEndpointChanged => "upstream_endpoint_changed",
             Difference::ErrorSynthesized => "error_synthesized",
+            Difference::ProtocolVersionHeaderAdded => "protocol_version_header_added",
+            Difference::HeaderStripped => "header_stripped",
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         Difference::ALL
             .iter()
             .position(|d| *d == self)
