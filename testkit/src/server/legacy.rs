@@ -31,7 +31,11 @@ struct Session {
 impl Session {
     /// Writes a `message` event; false when the stream is gone.
     fn send(&self, json: &str) -> bool {
-        let frame = encode_event(Some("message"), None, None, json, self.line_end);
+        self.send_event("message", json)
+    }
+
+    fn send_event(&self, event: &str, data: &str) -> bool {
+        let frame = encode_event(Some(event), None, None, data, self.line_end);
         let conn = self.conn.lock().unwrap();
         conn.as_ref().is_some_and(|c| c.send(frame))
     }
@@ -220,5 +224,26 @@ impl Backend for Legacy {
     fn send_unsolicited(&self, json: &str) -> usize {
         let sessions: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
         sessions.iter().filter(|s| s.send(json)).count()
+    }
+
+    fn announce_endpoint_again(&self) -> usize {
+        let sessions: Vec<_> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect();
+        let style = self.style();
+        sessions
+            .iter()
+            .filter(|(id, s)| {
+                let endpoint = match style {
+                    EndpointStyle::Ts => format!("/messages?sessionId={id}"),
+                    EndpointStyle::Py => format!("/messages/?session_id={id}"),
+                };
+                s.send_event("endpoint", &endpoint)
+            })
+            .count()
     }
 }

@@ -278,6 +278,10 @@ pub(crate) trait Backend: Send + Sync {
     fn send_unsolicited(&self, json: &str) -> usize;
     /// Streams unsolicited messages can go to right now.
     fn get_streams(&self) -> usize;
+    /// Legacy only: send the `endpoint` event again on every session stream.
+    fn announce_endpoint_again(&self) -> usize {
+        0
+    }
 }
 
 /// A running fake MCP server. Stopped by [`FakeServer::stop`] or on drop.
@@ -439,6 +443,12 @@ impl FakeServer {
     /// many streams got it.
     pub fn send_unsolicited(&self, json: &str) -> usize {
         self.backend.send_unsolicited(json)
+    }
+
+    /// Legacy: repeat the `endpoint` event on every session stream (a client must accept a
+    /// repeated endpoint). Returns how many streams got it; 0 for Streamable.
+    pub fn announce_endpoint_again(&self) -> usize {
+        self.backend.announce_endpoint_again()
     }
 
     /// Unrelated messages (unsolicited or from the `notify` tool) and JSON-mode related
