@@ -20,7 +20,7 @@
 //! other difference between callbacks and wire fails the client.
 //!
 //! Environment knobs: `INTEROP_DIR` (peer folder), `INTEROP_CLIENT_TIMEOUT` (seconds, default
-//! 15), `INTEROP_VERBOSE=1` (print the summary of passing cells), `RUST_LOG` (bridge log
+//! 12), `INTEROP_VERBOSE=1` (print the summary of passing cells), `RUST_LOG` (bridge log
 //! filter, default `info,mcp_bridge=debug`), `INTEROP_DIRECT_ONLY=1` (developer switch: run only
 //! the direct baselines, to check peers and harness without the bridge; says so loudly).
 
@@ -208,9 +208,9 @@ impl Proc {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Output tail for failure messages.
+    /// Output tail for failure messages (ANSI colour codes removed).
     fn report(&self, max_lines: usize) -> String {
-        let text = self.output();
+        let text = strip_ansi(&self.output());
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(max_lines);
         format!(
@@ -233,6 +233,25 @@ impl Drop for Proc {
             let _ = r.join();
         }
     }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // CSI: parameters and intermediates, then one final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn free_port() -> u16 {
@@ -305,10 +324,17 @@ fn start_server(sw: ServerSw, transport: Transport) -> Server {
                 (format!("fastmcp {transport:?} :{port}"), c)
             }
         };
+        // Ready means: OUR process announced the bind (its own log line naming the port) and
+        // the port answers. A bare connect is not enough: with tests in parallel, another
+        // test's server may have grabbed the same free port, and we would talk to it.
+        let ready_line = match sw {
+            ServerSw::Everything => format!("on port {port}"),
+            ServerSw::FastMcp => format!("Uvicorn running on http://127.0.0.1:{port}"),
+        };
         let mut proc = Proc::spawn(&name, cmd, false);
         let deadline = Instant::now() + SERVER_START_DEADLINE;
         loop {
-            if can_connect(port) {
+            if proc.output().contains(&ready_line) && proc.exited().is_none() && can_connect(port) {
                 let path = match transport {
                     Transport::Sse => "/sse",
                     Transport::Streamable => "/mcp",
@@ -380,6 +406,7 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
             "--listen",
             &listen,
         ]);
+        cmd.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,mcp_bridge=debug");
         }
@@ -394,16 +421,17 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
                     announced = Some(rest.trim().trim_end_matches('/').to_string());
                 }
             }
+            // Only the bridge's own line counts: a bare connect could reach another test's
+            // process that grabbed the same free port.
             if let Some(base) = &announced {
+                if base != &format!("http://{listen}") {
+                    panic!(
+                        "bridge asked to listen on {listen} announced {base}\n{}",
+                        proc.report(60)
+                    );
+                }
                 return Bridge {
                     base: base.clone(),
-                    proc,
-                };
-            }
-            if can_connect(port) {
-                // Listening but the stdout line has not arrived (yet): the port is the truth.
-                return Bridge {
-                    base: format!("http://{listen}"),
                     proc,
                 };
             }
@@ -419,7 +447,7 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "bridge did not listen within {BRIDGE_START_DEADLINE:?}\n{}",
+                    "bridge did not print `mcp-bridge listening on http://{listen}` within {BRIDGE_START_DEADLINE:?}\n{}",
                     proc.report(60)
                 );
             }
@@ -528,7 +556,7 @@ fn client_timeout() -> u64 {
     std::env::var("INTEROP_CLIENT_TIMEOUT")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(15)
+        .unwrap_or(12)
 }
 
 fn run_client(client: ClientSw, url: &str, label: &str) -> ClientRun {
@@ -812,46 +840,90 @@ macro_rules! cells {
     };
 }
 
-// Legacy clients -> Streamable servers (the bridge translates legacy SSE <-> Streamable HTTP).
-cells! {
-    legacy_py1_to_streamable_everything: Py1Sse -> Everything Streamable via Streamable;
-    legacy_py1_to_streamable_fastmcp: Py1Sse -> FastMcp Streamable via Streamable;
-    legacy_ts_to_streamable_everything: TsSse -> Everything Streamable via Streamable;
-    legacy_ts_to_streamable_fastmcp: TsSse -> FastMcp Streamable via Streamable;
-    legacy_py1_to_streamable_everything_auto: Py1Sse -> Everything Streamable via Auto;
-    legacy_py1_to_streamable_fastmcp_auto: Py1Sse -> FastMcp Streamable via Auto;
-    legacy_ts_to_streamable_everything_auto: TsSse -> Everything Streamable via Auto;
-    legacy_ts_to_streamable_fastmcp_auto: TsSse -> FastMcp Streamable via Auto;
+/// The cells. Their test names all start with `interop::`, so `cargo test -- --skip interop`
+/// (or nextest's `-E 'not test(/^interop::/)'`) runs everything else without the peers.
+mod interop {
+    use super::{run_cell, ClientSw, ServerSw, Transport, Upstream};
+
+    // Legacy clients -> Streamable servers (the bridge translates legacy SSE <-> Streamable HTTP).
+    cells! {
+        legacy_py1_to_streamable_everything: Py1Sse -> Everything Streamable via Streamable;
+        legacy_py1_to_streamable_fastmcp: Py1Sse -> FastMcp Streamable via Streamable;
+        legacy_ts_to_streamable_everything: TsSse -> Everything Streamable via Streamable;
+        legacy_ts_to_streamable_fastmcp: TsSse -> FastMcp Streamable via Streamable;
+        legacy_py1_to_streamable_everything_auto: Py1Sse -> Everything Streamable via Auto;
+        legacy_py1_to_streamable_fastmcp_auto: Py1Sse -> FastMcp Streamable via Auto;
+        legacy_ts_to_streamable_everything_auto: TsSse -> Everything Streamable via Auto;
+        legacy_ts_to_streamable_fastmcp_auto: TsSse -> FastMcp Streamable via Auto;
+    }
+
+    // Streamable clients -> legacy servers.
+    cells! {
+        streamable_ts_to_legacy_everything: TsStreamable -> Everything Sse via Sse;
+        streamable_ts_to_legacy_fastmcp: TsStreamable -> FastMcp Sse via Sse;
+        streamable_py1_to_legacy_everything: Py1Streamable -> Everything Sse via Sse;
+        streamable_py1_to_legacy_fastmcp: Py1Streamable -> FastMcp Sse via Sse;
+        streamable_py2_to_legacy_everything: Py2Client -> Everything Sse via Sse;
+        streamable_py2_to_legacy_fastmcp: Py2Client -> FastMcp Sse via Sse;
+        streamable_py2session_to_legacy_everything: Py2Session -> Everything Sse via Sse;
+        streamable_py2session_to_legacy_fastmcp: Py2Session -> FastMcp Sse via Sse;
+        streamable_ts_to_legacy_everything_auto: TsStreamable -> Everything Sse via Auto;
+        streamable_ts_to_legacy_fastmcp_auto: TsStreamable -> FastMcp Sse via Auto;
+        streamable_py1_to_legacy_everything_auto: Py1Streamable -> Everything Sse via Auto;
+        streamable_py1_to_legacy_fastmcp_auto: Py1Streamable -> FastMcp Sse via Auto;
+        streamable_py2_to_legacy_everything_auto: Py2Client -> Everything Sse via Auto;
+        streamable_py2_to_legacy_fastmcp_auto: Py2Client -> FastMcp Sse via Auto;
+    }
+
+    // Same transport on both sides, upstream detected automatically.
+    cells! {
+        legacy_py1_to_legacy_everything_auto: Py1Sse -> Everything Sse via Auto;
+        legacy_py1_to_legacy_fastmcp_auto: Py1Sse -> FastMcp Sse via Auto;
+        legacy_ts_to_legacy_everything_auto: TsSse -> Everything Sse via Auto;
+        legacy_ts_to_legacy_fastmcp_auto: TsSse -> FastMcp Sse via Auto;
+        streamable_ts_to_streamable_everything_auto: TsStreamable -> Everything Streamable via Auto;
+        streamable_ts_to_streamable_fastmcp_auto: TsStreamable -> FastMcp Streamable via Auto;
+        streamable_py1_to_streamable_everything_auto: Py1Streamable -> Everything Streamable via Auto;
+        streamable_py1_to_streamable_fastmcp_auto: Py1Streamable -> FastMcp Streamable via Auto;
+        streamable_py2_to_streamable_everything_auto: Py2Client -> Everything Streamable via Auto;
+        streamable_py2_to_streamable_fastmcp_auto: Py2Client -> FastMcp Streamable via Auto;
+    }
 }
 
-// Streamable clients -> legacy servers.
-cells! {
-    streamable_ts_to_legacy_everything: TsStreamable -> Everything Sse via Sse;
-    streamable_ts_to_legacy_fastmcp: TsStreamable -> FastMcp Sse via Sse;
-    streamable_py1_to_legacy_everything: Py1Streamable -> Everything Sse via Sse;
-    streamable_py1_to_legacy_fastmcp: Py1Streamable -> FastMcp Sse via Sse;
-    streamable_py2_to_legacy_everything: Py2Client -> Everything Sse via Sse;
-    streamable_py2_to_legacy_fastmcp: Py2Client -> FastMcp Sse via Sse;
-    streamable_py2session_to_legacy_everything: Py2Session -> Everything Sse via Sse;
-    streamable_py2session_to_legacy_fastmcp: Py2Session -> FastMcp Sse via Sse;
-    streamable_ts_to_legacy_everything_auto: TsStreamable -> Everything Sse via Auto;
-    streamable_ts_to_legacy_fastmcp_auto: TsStreamable -> FastMcp Sse via Auto;
-    streamable_py1_to_legacy_everything_auto: Py1Streamable -> Everything Sse via Auto;
-    streamable_py1_to_legacy_fastmcp_auto: Py1Streamable -> FastMcp Sse via Auto;
-    streamable_py2_to_legacy_everything_auto: Py2Client -> Everything Sse via Auto;
-    streamable_py2_to_legacy_fastmcp_auto: Py2Client -> FastMcp Sse via Auto;
+#[test]
+fn ansi_colour_codes_are_stripped_from_reports() {
+    assert_eq!(
+        strip_ansi("\u{1b}[2mtime\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m x"),
+        "time  INFO x"
+    );
 }
 
-// Same transport on both sides, upstream detected automatically.
-cells! {
-    legacy_py1_to_legacy_everything_auto: Py1Sse -> Everything Sse via Auto;
-    legacy_py1_to_legacy_fastmcp_auto: Py1Sse -> FastMcp Sse via Auto;
-    legacy_ts_to_legacy_everything_auto: TsSse -> Everything Sse via Auto;
-    legacy_ts_to_legacy_fastmcp_auto: TsSse -> FastMcp Sse via Auto;
-    streamable_ts_to_streamable_everything_auto: TsStreamable -> Everything Streamable via Auto;
-    streamable_ts_to_streamable_fastmcp_auto: TsStreamable -> FastMcp Streamable via Auto;
-    streamable_py1_to_streamable_everything_auto: Py1Streamable -> Everything Streamable via Auto;
-    streamable_py1_to_streamable_fastmcp_auto: Py1Streamable -> FastMcp Streamable via Auto;
-    streamable_py2_to_streamable_everything_auto: Py2Client -> Everything Streamable via Auto;
-    streamable_py2_to_streamable_fastmcp_auto: Py2Client -> FastMcp Streamable via Auto;
+/// The comparison itself (no peers needed): a lost notification must be named precisely.
+#[test]
+fn summary_diff_names_the_differing_paths() {
+    let direct = serde_json::json!({
+        "ok": true, "tools": ["a", "b"],
+        "progress": {"events": [{"kind": "progress", "progress": 1}, {"kind": "progress", "progress": 2}]},
+        "meta": {"timingsMs": {"total": 10}}
+    });
+    let bridged = serde_json::json!({
+        "ok": true, "tools": ["a", "b"],
+        "progress": {"events": [{"kind": "progress", "progress": 1}]},
+        "meta": {"timingsMs": {"total": 99}}
+    });
+    assert_eq!(comparable(&direct), comparable(&direct.clone()));
+    let mut diffs = Vec::new();
+    diff_paths(
+        &comparable(&bridged),
+        &comparable(&direct),
+        "$".into(),
+        &mut diffs,
+    );
+    assert_eq!(
+        diffs,
+        vec![
+            r#"$.progress.events[1]: bridged=<absent> direct={"kind":"progress","progress":2}"#
+                .to_string()
+        ]
+    );
 }

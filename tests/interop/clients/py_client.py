@@ -144,7 +144,7 @@ class Run:
 
     # ---- client callbacks ----
     async def on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        self.note(f"notifications/message {params.level} {params.data!r}")
+        # (on_message notes every notification for the trace and the quiet-period clock)
         rec = {"level": params.level, "logger": params.logger, "data": norm(params.data)}
         if self.log_sink is not None:
             self.log_sink.append({"kind": "log", **rec})
@@ -183,7 +183,9 @@ class Run:
             self.note(f"exception {type(message).__name__}: {message}")
         else:
             root = getattr(message, "root", message)
-            self.note(f"{getattr(root, 'method', type(root).__name__)}")
+            params = getattr(root, "params", None)
+            detail = dump(params) if params is not None else ""
+            self.note(f"{getattr(root, 'method', type(root).__name__)} {json.dumps(detail)[:300]}")
 
     # ---- the scenario ----
     async def scenario(self) -> None:
@@ -271,7 +273,6 @@ class Run:
             events: list[dict[str, Any]] = []
 
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-                self.note("notifications/progress")
                 events.append({"kind": "progress", "progress": progress, "total": total, "message": message})
 
             self.log_sink = events
