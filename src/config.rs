@@ -80,11 +80,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub session_idle_timeout: Duration,
 
-    /// Deadline for connecting to the upstream.
+    /// Deadline for connecting to the upstream (and for a legacy upstream's `endpoint` event).
     #[arg(long, env = "MCP_BRIDGE_UPSTREAM_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub upstream_connect_timeout: Duration,
 
-    /// Deadline for the upstream's response headers to a POST (and for a legacy `endpoint` event).
+    /// Deadline for the upstream's response headers to a POST (and for reading a JSON answer).
     #[arg(long, env = "MCP_BRIDGE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
 

@@ -79,7 +79,7 @@ impl Observer {
         direction: Direction,
         msg: &Message,
         stream: Option<u64>,
-        event_id: Option<&str>,
+        event_seq: Option<u64>,
     ) {
         self.metrics.message(direction as usize, msg.kind);
         self.journal(|| {
@@ -90,7 +90,9 @@ impl Observer {
                 ",\"direction\":\"{}\",\"stream\":{},\"event_id\":{},\"kind\":\"{}\",\"method\":{},\"id\":{},\"size\":{}",
                 direction.as_str(),
                 opt(stream.map(|s| s.to_string())),
-                opt(event_id.map(quote)),
+                opt(stream
+                    .zip(event_seq)
+                    .map(|(s, q)| format!("\"{s}-{q}\""))),
                 msg.kind.as_str(),
                 opt(msg.method().map(quote)),
                 msg.id.as_ref().map(Id::json).unwrap_or("null"),

@@ -256,10 +256,12 @@ impl Session {
         match msg.kind {
             Kind::Request => {
                 let method = msg.method().unwrap_or_default();
-                *st.stats
-                    .requests_by_method
-                    .entry(method.into())
-                    .or_default() += 1;
+                match st.stats.requests_by_method.get_mut(method) {
+                    Some(n) => *n += 1,
+                    None => {
+                        st.stats.requests_by_method.insert(method.into(), 1);
+                    }
+                }
                 if let Some(token) = &msg.progress_token {
                     st.tokens.insert(token.clone(), stream);
                 }
@@ -385,13 +387,14 @@ impl Session {
                 .streams
                 .get_mut(&target)
                 .expect("route returns live streams");
-            let event = (front == Front::Streamable).then(|| event_id(target, stream.next_seq()));
+            // Streamable events carry ids (`<stream>-<seq>`); legacy events none.
+            let seq = (front == Front::Streamable).then(|| stream.next_seq());
             self.obs.message(
                 &self.labels(upstream),
                 Direction::UpstreamToClient,
                 &msg,
                 Some(target),
-                event.as_deref(),
+                seq,
             );
             let (evicted, wait) = stream.push(
                 |seq| match front {
