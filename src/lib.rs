@@ -75,6 +75,9 @@ fn build(cfg: Config) -> std::io::Result<Built> {
     .shutdown_timeout(1)
     // Small SSE frames must not wait for ACKs (Nagle): latency is the product.
     .tcp_nodelay(true)
+    // A client closing its socket ends its SSE response (and a legacy session with its
+    // upstream session) at once, not at the next keep-alive write.
+    .h1_allow_half_closed(false)
     .disable_signals();
     if cfg.workers > 0 {
         server = server.workers(cfg.workers);

@@ -269,3 +269,35 @@ async fn keepalive_comments_flow_on_an_idle_legacy_stream() {
     };
     assert!(eventually(has_comment).await, "{:?}", client.raw_events());
 }
+
+#[actix_rt::test]
+async fn upstream_401_reaches_both_client_generations_as_http() {
+    let server = FakeServer::start(ServerOptions::streamable().require_bearer(Some("s3cret")));
+    let bridge = bridge(&server.url(), &["--upstream-transport", "streamable"]);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+    // Legacy: the POST itself answers 401 with the upstream's challenge, so OAuth can start.
+    let client = LegacyClient::connect(&bridge.url("/sse"), &[])
+        .await
+        .unwrap();
+    let refused = client.post_raw(init).await.unwrap();
+    assert_eq!(refused.status, 401);
+    assert!(refused
+        .headers
+        .get("www-authenticate")
+        .is_some_and(|v| v.contains("resource_metadata")));
+
+    // Streamable: the initialize POST answers 401 and no session is created.
+    let modern = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    let refused = modern.post_raw(init, &[]).await.unwrap();
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("www-authenticate").is_some());
+    assert!(refused.header("mcp-session-id").is_none());
+
+    // With the token, the same client works.
+    let authed = LegacyClient::connect(&bridge.url("/sse"), &[("authorization", "Bearer s3cret")])
+        .await
+        .unwrap();
+    let result = authed.initialize("2025-06-18").await.unwrap();
+    assert_eq!(result["serverInfo"]["name"], "fake-streamable");
+}

@@ -81,6 +81,10 @@ pub struct ServerOptions {
     /// Write a `: keepalive` comment on standalone GET streams at this interval.
     pub keepalive_interval: Option<Duration>,
 
+    /// Answer every request without `Authorization: Bearer <token>` with 401 and a
+    /// `WWW-Authenticate` challenge (an OAuth-protected server).
+    pub require_bearer: Option<&'static str>,
+
     /// Serve the MCP endpoint (Streamable) or the SSE stream (legacy) at this path instead
     /// of `/mcp` / `/sse`: one URL that can change transport when the server is "upgraded".
     pub path: Option<&'static str>,
@@ -109,6 +113,7 @@ impl Default for ServerOptions {
             unknown_session_status: 404,
             get_stream: true,
             keepalive_interval: None,
+            require_bearer: None,
             path: None,
             endpoint_style: EndpointStyle::Ts,
             ping_interval: Duration::from_secs(15),
@@ -154,6 +159,7 @@ impl ServerOptions {
         keepalive_interval: Option<Duration>,
         retry_ms: Option<u64>,
         path: Option<&'static str>,
+        require_bearer: Option<&'static str>,
     }
 
     /// The path of the MCP endpoint (Streamable) or SSE stream (legacy).
@@ -304,6 +310,7 @@ impl FakeServer {
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
+        let bearer = opts.require_bearer;
         let shared = Arc::new(Shared::new(opts));
         let backend: Arc<dyn Backend> = match transport {
             Transport::Streamable => Arc::new(streamable::Streamable::new(shared.clone())),
@@ -320,6 +327,27 @@ impl FakeServer {
                         let b = app_backend.clone();
                         App::new()
                             .app_data(web::PayloadConfig::new(256 << 20))
+                            .wrap_fn(move |req, srv| {
+                                use actix_web::dev::Service;
+                                use futures_util::future::{ready, Either};
+                                let authorized = bearer.is_none_or(|t| {
+                                    req.headers()
+                                        .get("authorization")
+                                        .and_then(|v| v.to_str().ok())
+                                        == Some(format!("Bearer {t}").as_str())
+                                });
+                                if authorized {
+                                    Either::Left(srv.call(req))
+                                } else {
+                                    let res = actix_web::HttpResponse::Unauthorized()
+                                        .insert_header((
+                                            "www-authenticate",
+                                            "Bearer resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource\"",
+                                        ))
+                                        .body("unauthorized");
+                                    Either::Right(ready(Ok(req.into_response(res))))
+                                }
+                            })
                             .configure(move |cfg| b.configure(cfg))
                     })
                     .workers(workers)
