@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests: a bridge in-process on port 0 in front of a
 //! testkit fake server.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Once;
 use std::time::Duration;
