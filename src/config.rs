@@ -7,6 +7,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use url::Url;
 
+mod deploy;
+pub use deploy::{
+    check_token, CorsOrigins, Deploy, DeployArgs, HeaderSource, Secret, StaticHeader, TlsFiles,
+};
+
 /// Which transport the upstream server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum UpstreamTransport {
@@ -93,7 +98,7 @@ pub struct Cli {
     pub max_body: usize,
 
     /// Most client sessions at once; more get 503.
-    #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 10_000)]
+    #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 1_000)]
     pub max_sessions: usize,
 
     /// Browser origins allowed besides the bridge's own (repeatable or comma separated).
@@ -112,6 +117,10 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+
+    /// TLS, CORS, bearer tokens, upstream header policy and limits (see `mcp-bridge --help`).
+    #[command(flatten)]
+    pub deploy: DeployArgs,
 
     /// Events kept per Streamable client stream for replay after a reconnect.
     #[arg(long, env = "MCP_BRIDGE_REPLAY_EVENTS", default_value_t = 1024)]
@@ -193,6 +202,7 @@ pub struct Config {
     pub max_sessions: usize,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
+    pub deploy: Deploy,
     pub replay: ReplayLimits,
     pub journal: Option<std::path::PathBuf>,
     pub journal_bodies: bool,
@@ -282,7 +292,8 @@ impl TryFrom<Cli> for Config {
                 cli.replay_bytes, cli.max_body
             ));
         }
-        let allowed_origins = cli
+        let deploy = Deploy::try_from(cli.deploy)?;
+        let mut allowed_origins: Vec<String> = cli
             .allowed_origins
             .iter()
             .map(|o| {
@@ -295,6 +306,8 @@ impl TryFrom<Cli> for Config {
                 }
             })
             .collect::<Result<_, _>>()?;
+        // One allow-list: an origin allowed for CORS passes the Origin check too.
+        allowed_origins.extend(deploy.cors.origin_check_entries());
         tracing_subscriber::EnvFilter::try_new(&cli.log_level)
             .map_err(|e| ConfigError(format!("--log-level {:?}: {e}", cli.log_level)))?;
         Ok(Config {
@@ -318,6 +331,7 @@ impl TryFrom<Cli> for Config {
                 .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
+            deploy,
             replay: ReplayLimits {
                 events: cli.replay_events,
                 bytes: cli.replay_bytes,

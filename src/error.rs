@@ -38,10 +38,35 @@ pub enum DownstreamError {
     UnsupportedProtocolVersion(String),
     #[error("too many sessions")]
     SessionLimit,
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("invalid bearer token")]
+    InvalidToken,
+    #[error("this credential already holds {0} sessions")]
+    CredentialSessionLimit(usize),
+    #[error("this session already has {0} requests in flight")]
+    SessionBusy(usize),
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
     #[error("not found")]
     NotFound,
+}
+
+impl DownstreamError {
+    /// A short stable name when the request was refused by policy (for logs and metrics).
+    pub fn refusal(&self) -> Option<&'static str> {
+        Some(match self {
+            DownstreamError::ForbiddenOrigin(_) => "forbidden_origin",
+            DownstreamError::ForbiddenHost(_) => "forbidden_host",
+            DownstreamError::BodyTooLarge(_) => "body_too_large",
+            DownstreamError::SessionLimit => "session_limit",
+            DownstreamError::MissingToken => "missing_token",
+            DownstreamError::InvalidToken => "invalid_token",
+            DownstreamError::CredentialSessionLimit(_) => "credential_session_limit",
+            DownstreamError::SessionBusy(_) => "session_busy",
+            _ => return None,
+        })
+    }
 }
 
 /// What went wrong talking to the upstream server.
@@ -156,6 +181,8 @@ impl Error {
                 | D::UnsupportedProtocolVersion(_) => StatusCode::BAD_REQUEST,
                 D::UnknownSession | D::NotFound => StatusCode::NOT_FOUND,
                 D::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
+                D::MissingToken | D::InvalidToken => StatusCode::UNAUTHORIZED,
+                D::CredentialSessionLimit(_) | D::SessionBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 D::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             },
             Error::Upstream { error, .. } => error.status(),
@@ -208,8 +235,21 @@ impl actix_web::ResponseError for Error {
             Error::Downstream(DownstreamError::MethodNotAllowed(allow)) => {
                 res.insert_header((header::ALLOW, *allow));
             }
-            Error::Downstream(DownstreamError::SessionLimit) => {
+            Error::Downstream(DownstreamError::SessionLimit)
+            | Error::Downstream(DownstreamError::CredentialSessionLimit(_)) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Error::Downstream(DownstreamError::SessionBusy(_)) => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Error::Downstream(DownstreamError::MissingToken) => {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="mcp-bridge""#));
+            }
+            Error::Downstream(DownstreamError::InvalidToken) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="mcp-bridge", error="invalid_token""#,
+                ));
             }
             _ => {}
         }
@@ -241,6 +281,10 @@ mod tests {
             (DownstreamError::MissingSessionId.into(), 400),
             (DownstreamError::UnknownSession.into(), 404),
             (DownstreamError::SessionLimit.into(), 503),
+            (DownstreamError::MissingToken.into(), 401),
+            (DownstreamError::InvalidToken.into(), 401),
+            (DownstreamError::CredentialSessionLimit(1).into(), 429),
+            (DownstreamError::SessionBusy(1).into(), 429),
             (DownstreamError::MethodNotAllowed("GET").into(), 405),
             (
                 Error::upstream(UpstreamError::Timeout(Duration::from_secs(1)), None),

@@ -14,6 +14,7 @@ pub mod jsonrpc;
 pub mod observe;
 pub mod session;
 pub mod sse;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -43,9 +44,13 @@ struct Built {
 /// Bind and build the servers; nothing runs until they are awaited.
 fn build(cfg: Config) -> std::io::Result<Built> {
     let cfg = Arc::new(cfg);
+    let server_tls = tls::server_config(&cfg.deploy)?;
     let sessions = Arc::new(SessionMap::new(cfg.max_sessions));
     let observer = Arc::new(Observer::new(&cfg));
-    let upstream = Arc::new(UpstreamShared::new(cfg.clone()));
+    let upstream = Arc::new(UpstreamShared::new(
+        cfg.clone(),
+        tls::client_config(&cfg.deploy)?,
+    ));
     let admin = match cfg.admin_listen {
         Some(listen) => Some(build_admin(
             Admin {
@@ -63,6 +68,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         sessions: sessions.clone(),
         upstream,
         observer: observer.clone(),
+        policy: Arc::new(downstream::Policy::load(&cfg)?),
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -82,7 +88,10 @@ fn build(cfg: Config) -> std::io::Result<Built> {
     if cfg.workers > 0 {
         server = server.workers(cfg.workers);
     }
-    let server = server.bind(cfg.listen)?;
+    let server = match server_tls {
+        Some(tls) => server.bind_rustls_0_23(cfg.listen, tls)?,
+        None => server.bind(cfg.listen)?,
+    };
     let addr = *server.addrs().first().expect("bound one address");
     Ok(Built {
         server: server.run(),
@@ -109,8 +118,8 @@ fn build_admin(admin: Admin, listen: SocketAddr) -> std::io::Result<(Server, Soc
 }
 
 /// Run the admin listener (if any) beside the bridge, and return the bridge's server.
-fn start(built: Built, idle: Duration) -> Server {
-    spawn_reaper(built.sessions.clone(), idle);
+fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
+    spawn_reaper(built.sessions.clone(), idle, lifetime);
     if let Some((admin, addr)) = built.admin {
         tracing::info!(%addr, "admin listener: /healthz /readyz /metrics");
         actix_web::rt::spawn(admin);
@@ -118,26 +127,31 @@ fn start(built: Built, idle: Duration) -> Server {
     built.server
 }
 
-/// Reap idle sessions and expired streams on an interval.
-fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration) {
-    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+/// Reap idle and too old sessions, and expired streams, on an interval.
+fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
+    let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            sessions.sweep(idle);
+            sessions.sweep(idle, lifetime);
         }
     });
 }
 
-/// Run the bridge until Ctrl-C / SIGTERM. Prints `mcp-bridge listening on http://ADDR`.
+/// Run the bridge until Ctrl-C / SIGTERM. Prints `mcp-bridge listening on http(s)://ADDR`.
 pub async fn run(cfg: Config) -> std::io::Result<()> {
-    let idle = cfg.session_idle_timeout;
+    let (idle, lifetime) = (cfg.session_idle_timeout, cfg.deploy.session_max_lifetime);
+    let scheme = if cfg.deploy.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let built = build(cfg)?;
     let (addr, sessions, observer) = (built.addr, built.sessions.clone(), built.observer.clone());
-    println!("mcp-bridge listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    let server = start(built, idle);
+    println!("mcp-bridge listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, "listening");
+    let server = start(built, idle, lifetime);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -189,7 +203,7 @@ impl Bridge {
 /// Start a bridge on a thread of its own with its own actix system.
 pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let idle = cfg.session_idle_timeout;
+    let (idle, lifetime) = (cfg.session_idle_timeout, cfg.deploy.session_max_lifetime);
     let thread = std::thread::Builder::new()
         .name("mcp-bridge".into())
         .spawn(move || {
@@ -202,7 +216,7 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
                             built.sessions.clone(),
                             built.observer.clone(),
                         );
-                        let server = start(built, idle);
+                        let server = start(built, idle, lifetime);
                         let _ = tx.send(Ok((info, server.handle())));
                         let _ = server.await;
                     }

@@ -273,7 +273,16 @@ async fn keepalive_comments_flow_on_an_idle_legacy_stream() {
 #[actix_rt::test]
 async fn upstream_401_reaches_both_client_generations_as_http() {
     let server = FakeServer::start(ServerOptions::streamable().require_bearer(Some("s3cret")));
-    let bridge = bridge(&server.url(), &["--upstream-transport", "streamable"]);
+    // A same-resource front end: the clients' tokens are the upstream's, so they cross.
+    let bridge = bridge(
+        &server.url(),
+        &[
+            "--upstream-transport",
+            "streamable",
+            "--forward-header",
+            "authorization",
+        ],
+    );
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
     // Legacy: the POST itself answers 401 with the upstream's challenge, so OAuth can start.

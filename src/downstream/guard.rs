@@ -10,10 +10,12 @@ use crate::error::DownstreamError;
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 pub fn check(req: &HttpRequest, cfg: &Config) -> Result<(), DownstreamError> {
+    // HTTP/2 (offered over TLS) has no Host header: the authority is in the request URI.
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("")
         .to_ascii_lowercase();
     if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -24,7 +26,9 @@ pub fn check(req: &HttpRequest, cfg: &Config) -> Result<(), DownstreamError> {
             .to_ascii_lowercase();
         let same_origin = !host.is_empty()
             && (origin == format!("http://{host}") || origin == format!("https://{host}"));
-        if !same_origin && !cfg.allowed_origins.contains(&origin) {
+        // `*` (from `--cors-origin '*'`) lets every origin through.
+        let listed = cfg.allowed_origins.iter().any(|o| o == "*" || *o == origin);
+        if !same_origin && !listed {
             return Err(DownstreamError::ForbiddenOrigin(origin));
         }
     }
@@ -92,6 +96,32 @@ mod tests {
             .insert_header(("origin", "http://localhost:8080"))
             .to_http_request();
         assert!(check(&same, &c).is_ok());
+    }
+
+    #[test]
+    fn http2_authority_stands_in_for_host() {
+        let c = cfg(&[]);
+        let h2 = TestRequest::default()
+            .uri("https://localhost:8443/mcp")
+            .to_http_request();
+        assert!(check(&h2, &c).is_ok());
+        let foreign = TestRequest::default()
+            .uri("https://evil.example:8443/mcp")
+            .to_http_request();
+        assert!(matches!(
+            check(&foreign, &c),
+            Err(DownstreamError::ForbiddenHost(_))
+        ));
+    }
+
+    #[test]
+    fn cors_star_lets_any_origin_through() {
+        let c = cfg(&["--cors-origin", "*"]);
+        let r = TestRequest::default()
+            .insert_header(("host", "localhost:8080"))
+            .insert_header(("origin", "https://anyone.example"))
+            .to_http_request();
+        assert!(check(&r, &c).is_ok());
     }
 
     #[test]

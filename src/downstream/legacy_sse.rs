@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{read_limited, require_json, sse_response};
-use super::{accepted, forward_headers, forward_one, AppState};
+use super::policy::owns;
+use super::{accepted, forward_headers, forward_one, AppState, Credential};
 use crate::config::{path_prefix, Config};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{self, Body};
@@ -19,11 +20,13 @@ use crate::upstream::UpstreamHandle;
 /// Both SDK spellings of the query parameter.
 const SESSION_PARAMS: [&str; 2] = ["sessionId", "session_id"];
 
-pub fn open(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+pub fn open(
+    req: &HttpRequest,
+    app: &AppState,
+    who: Option<Credential>,
+) -> Result<HttpResponse, Error> {
     let cfg = &app.cfg;
-    if !app.sessions.has_room() {
-        return Err(DownstreamError::SessionLimit.into());
-    }
+    app.policy.admit_session(&app.sessions, who)?;
     let id = new_session_id();
     let (handle, driver) = UpstreamHandle::new();
     let session = Arc::new(Session::new(
@@ -34,6 +37,9 @@ pub fn open(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
         Arc::downgrade(&app.sessions),
         app.observer.clone(),
     ));
+    if let Some(who) = who {
+        session.set_owner(who.0);
+    }
     // The upstream session is created by the client's own `initialize`, not now.
     driver.spawn(Arc::downgrade(&session), app.upstream.clone());
     let endpoint = format!("{}?sessionId={id}", endpoint_base(req, cfg));
@@ -85,6 +91,7 @@ pub async fn post(
     req: &HttpRequest,
     payload: web::Payload,
     app: &AppState,
+    who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
     require_json(req)?;
     let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
@@ -98,7 +105,7 @@ pub async fn post(
     let session = app
         .sessions
         .get(sid)
-        .filter(|s| s.front == Front::Legacy && !s.is_ended())
+        .filter(|s| s.front == Front::Legacy && !s.is_ended() && owns(s, who))
         .ok_or(DownstreamError::UnknownSession)?;
     let body = read_limited(req, payload, app.cfg.max_body).await?;
     let body = jsonrpc::parse_body(body).map_err(DownstreamError::from)?;
@@ -109,8 +116,11 @@ pub async fn post(
             &format!("batch of {} messages forwarded one by one", b.len()),
         );
     }
-    let headers = forward_headers(req);
-    for msg in body.into_messages() {
+    let messages = body.into_messages();
+    app.policy
+        .admit_requests(&session, messages.iter().filter(|m| m.is_request()).count())?;
+    let headers = forward_headers(req, app, &session);
+    for msg in messages {
         forward_one(&session, msg, MAIN_STREAM, &headers).await?;
     }
     Ok(accepted())

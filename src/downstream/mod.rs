@@ -1,20 +1,27 @@
 //! The client-facing side: one actix handler that routes every request by path and method
-//! (the one place routing is decided), the security guard, and the two fronts.
+//! (the one place routing is decided), the security guard, the deployment policy (tokens,
+//! CORS, limits), and the two fronts.
 
+mod auth;
 mod body;
+mod cors;
 mod guard;
 mod legacy_sse;
+mod policy;
 mod streamable;
+
+pub use auth::Credential;
+pub use policy::{Policy, PolicyError};
 
 use std::sync::Arc;
 
-use actix_web::http::{header, Method};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::config::Config;
 use crate::error::{DownstreamError, Error, UpstreamError};
 use crate::jsonrpc::Message;
-use crate::observe::Observer;
+use crate::observe::{Difference, Observer};
 use crate::session::{Session, SessionMap, StreamNo};
 use crate::upstream::{ForwardHeaders, UpstreamShared};
 
@@ -24,46 +31,97 @@ pub struct AppState {
     pub sessions: Arc<SessionMap>,
     pub upstream: Arc<UpstreamShared>,
     pub observer: Arc<Observer>,
+    pub policy: Arc<Policy>,
 }
 
 pub async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     app: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    guard::check(&req, &app.cfg)?;
-    let cfg = &app.cfg;
-    // Every path is accepted with or without a trailing slash.
-    let path = req.path().trim_end_matches('/');
-    let m = req.method();
-    if path == cfg.sse_path {
-        match *m {
-            Method::GET => legacy_sse::open(&req, &app),
-            _ => Err(DownstreamError::MethodNotAllowed("GET").into()),
+) -> HttpResponse {
+    let mut res = match route(&req, payload, &app).await {
+        Ok(res) => res,
+        Err(e) => {
+            if let Error::Downstream(d) = &e {
+                if let Some(reason) = d.refusal() {
+                    app.observer.metrics.refusal();
+                    tracing::warn!(reason, method = %req.method(), path = req.path(), "refused: {d}");
+                }
+            }
+            HttpResponse::from_error(e)
         }
-    } else if path == cfg.messages_path {
-        match *m {
-            Method::POST => legacy_sse::post(&req, payload, &app).await,
-            _ => Err(DownstreamError::MethodNotAllowed("POST").into()),
+    };
+    // Errors too, so that a page can read a 401 and start authorization.
+    app.policy.cors.decorate(&req, &mut res);
+    res
+}
+
+/// The client-facing endpoints.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    LegacyStream,
+    LegacyMessages,
+    Mcp,
+}
+
+impl Endpoint {
+    fn methods(self) -> &'static str {
+        match self {
+            Endpoint::LegacyStream => "GET",
+            Endpoint::LegacyMessages => "POST",
+            Endpoint::Mcp => "GET, POST, DELETE",
         }
-    } else if path == cfg.mcp_path {
-        match *m {
-            Method::POST => streamable::post(&req, payload, &app).await,
-            Method::GET => streamable::get(&req, &app),
-            Method::DELETE => streamable::delete(&req, &app),
-            _ => Err(DownstreamError::MethodNotAllowed("GET, POST, DELETE").into()),
-        }
-    } else {
-        Err(DownstreamError::NotFound.into())
     }
 }
 
-/// The client headers that cross to the upstream.
-fn forward_headers(req: &HttpRequest) -> ForwardHeaders {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| vec![(header::AUTHORIZATION, v.clone())])
-        .unwrap_or_default()
+async fn route(
+    req: &HttpRequest,
+    payload: web::Payload,
+    app: &AppState,
+) -> Result<HttpResponse, Error> {
+    guard::check(req, &app.cfg)?;
+    let cfg = &app.cfg;
+    // Every path is accepted with or without a trailing slash.
+    let path = req.path().trim_end_matches('/');
+    let endpoint = if path == cfg.sse_path {
+        Endpoint::LegacyStream
+    } else if path == cfg.messages_path {
+        Endpoint::LegacyMessages
+    } else if path == cfg.mcp_path {
+        Endpoint::Mcp
+    } else {
+        return Err(DownstreamError::NotFound.into());
+    };
+    // Preflights carry no credentials: answered before authentication.
+    if req.method() == Method::OPTIONS {
+        return Ok(app.policy.cors.preflight(req, endpoint.methods()));
+    }
+    let who = app.policy.authenticate(req)?;
+    match (endpoint, req.method().clone()) {
+        (Endpoint::LegacyStream, Method::GET) => legacy_sse::open(req, app, who),
+        (Endpoint::LegacyMessages, Method::POST) => legacy_sse::post(req, payload, app, who).await,
+        (Endpoint::Mcp, Method::POST) => streamable::post(req, payload, app, who).await,
+        (Endpoint::Mcp, Method::GET) => streamable::get(req, app, who),
+        (Endpoint::Mcp, Method::DELETE) => streamable::delete(req, app, who),
+        _ => Err(DownstreamError::MethodNotAllowed(endpoint.methods()).into()),
+    }
+}
+
+/// The client headers that cross to the upstream, plus the configured ones. A client token
+/// kept back is recorded as a difference once per session.
+fn forward_headers(req: &HttpRequest, app: &AppState, session: &Session) -> ForwardHeaders {
+    let policy = &app.policy.headers;
+    if policy.withholds_authorization(req.headers())
+        && session.difference_count(Difference::HeaderStripped) == 0
+    {
+        let why = if app.policy.authenticates() {
+            "client Authorization checked by the bridge (--auth-token), not forwarded"
+        } else {
+            "client Authorization not forwarded (not listed in --forward-header)"
+        };
+        session.difference(Difference::HeaderStripped, None, why);
+    }
+    policy.select(req.headers())
 }
 
 /// Forward one client message. A request whose upstream leg fails gets a JSON-RPC error on

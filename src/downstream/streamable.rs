@@ -13,7 +13,8 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{accepts, read_limited, require_json, sse_response};
-use super::{accepted, forward_headers, forward_one, header_str, AppState};
+use super::policy::owns;
+use super::{accepted, forward_headers, forward_one, header_str, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{self, Body};
 use crate::observe::Difference;
@@ -32,11 +33,15 @@ fn check_version(req: &HttpRequest) -> Result<(), DownstreamError> {
     }
 }
 
-fn existing_session(req: &HttpRequest, app: &AppState) -> Result<Arc<Session>, DownstreamError> {
+fn existing_session(
+    req: &HttpRequest,
+    app: &AppState,
+    who: Option<Credential>,
+) -> Result<Arc<Session>, DownstreamError> {
     let sid = header_str(req, SESSION_HEADER).ok_or(DownstreamError::MissingSessionId)?;
     app.sessions
         .get(sid)
-        .filter(|s| s.front == Front::Streamable && !s.is_ended())
+        .filter(|s| s.front == Front::Streamable && !s.is_ended() && owns(s, who))
         .ok_or(DownstreamError::UnknownSession)
 }
 
@@ -44,6 +49,7 @@ pub async fn post(
     req: &HttpRequest,
     payload: web::Payload,
     app: &AppState,
+    who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
     if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
         return Err(
@@ -71,9 +77,7 @@ pub async fn post(
         if !(wants_init && messages.len() == 1) {
             return Err(DownstreamError::NotInitialized(first_request).into());
         }
-        if !app.sessions.has_room() {
-            return Err(DownstreamError::SessionLimit.into());
-        }
+        app.policy.admit_session(&app.sessions, who)?;
     } else {
         check_version(req)?;
     }
@@ -87,10 +91,13 @@ pub async fn post(
             Arc::downgrade(&app.sessions),
             app.observer.clone(),
         ));
+        if let Some(who) = who {
+            s.set_owner(who.0);
+        }
         driver.spawn(Arc::downgrade(&s), app.upstream.clone());
         s
     } else {
-        let s = existing_session(req, app)?;
+        let s = existing_session(req, app, who)?;
         if wants_init {
             return Err(DownstreamError::AlreadyInitialized(first_request).into());
         }
@@ -103,8 +110,9 @@ pub async fn post(
             &format!("batch of {n} messages forwarded one by one; responses on one stream"),
         );
     }
-    let headers = forward_headers(req);
+    let headers = forward_headers(req, app, &session);
     let requests = messages.iter().filter(|m| m.is_request()).count();
+    app.policy.admit_requests(&session, requests)?;
     if requests == 0 {
         for msg in messages {
             forward_one(&session, msg, MAIN_STREAM, &headers).await?;
@@ -142,11 +150,15 @@ pub async fn post(
     ))
 }
 
-pub fn get(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
+pub fn get(
+    req: &HttpRequest,
+    app: &AppState,
+    who: Option<Credential>,
+) -> Result<HttpResponse, Error> {
     if !accepts(req, "text/event-stream") {
         return Err(DownstreamError::NotAcceptable("text/event-stream").into());
     }
-    let session = existing_session(req, app)?;
+    let session = existing_session(req, app, who)?;
     check_version(req)?;
     let slot = match header_str(req, "last-event-id") {
         Some(last) => match session.resume(last) {
@@ -170,8 +182,12 @@ pub fn get(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
     ))
 }
 
-pub fn delete(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Error> {
-    let session = existing_session(req, app)?;
+pub fn delete(
+    req: &HttpRequest,
+    app: &AppState,
+    who: Option<Credential>,
+) -> Result<HttpResponse, Error> {
+    let session = existing_session(req, app, who)?;
     session.end(EndReason::ClientDelete);
     Ok(HttpResponse::Ok().finish())
 }

@@ -75,11 +75,21 @@ impl SessionMap {
             .sum()
     }
 
-    /// One reaper pass: idle sessions end, expired streams go.
-    pub fn sweep(&self, idle_timeout: Duration) {
+    /// Sessions for which `pred` holds.
+    pub fn count(&self, pred: impl Fn(&Session) -> bool) -> usize {
+        self.sessions.iter().filter(|s| pred(s.value())).count()
+    }
+
+    /// One reaper pass: sessions past their lifetime and idle ones end, expired streams go.
+    pub fn sweep(&self, idle_timeout: Duration, max_lifetime: Duration) {
         let now = Instant::now();
         for s in self.snapshot() {
-            s.sweep(idle_timeout, now);
+            if s.age(now) > max_lifetime {
+                tracing::info!(parent: &s.span, lifetime = ?max_lifetime, "session reached its maximum lifetime");
+                s.end(EndReason::MaxLifetime);
+            } else {
+                s.sweep(idle_timeout, now);
+            }
         }
     }
 

@@ -60,6 +60,7 @@ pub enum EndReason {
     ClientClosed,
     ClientDelete,
     IdleTimeout,
+    MaxLifetime,
     UpstreamGone,
     Shutdown,
 }
@@ -70,6 +71,7 @@ impl EndReason {
             EndReason::ClientClosed => "client_closed",
             EndReason::ClientDelete => "client_delete",
             EndReason::IdleTimeout => "idle_timeout",
+            EndReason::MaxLifetime => "max_lifetime",
             EndReason::UpstreamGone => "upstream_gone",
             EndReason::Shutdown => "shutdown",
         }
@@ -126,6 +128,8 @@ pub struct Session {
     registry: Weak<SessionMap>,
     obs: Arc<Observer>,
     created: Instant,
+    /// Digest of the credential that created the session; only it may use the session.
+    owner: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Session {
@@ -167,7 +171,27 @@ impl Session {
             registry,
             obs,
             created: Instant::now(),
+            owner: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Bind the session to the credential (digest) that created it; the first binding stays.
+    pub fn set_owner(&self, credential: [u8; 32]) {
+        let _ = self.owner.set(credential);
+    }
+
+    pub fn owner(&self) -> Option<&[u8; 32]> {
+        self.owner.get()
+    }
+
+    /// Client requests still waiting for their response.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Time since the session began.
+    pub fn age(&self, now: Instant) -> std::time::Duration {
+        now.saturating_duration_since(self.created)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -11,6 +11,7 @@ use awc::ClientResponse;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::UpstreamShared;
 use crate::config::Config;
 use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
@@ -22,12 +23,13 @@ thread_local! {
 
 /// This worker's client: no overall timeout (SSE bodies live long; deadlines are explicit
 /// where they belong) and no pool limit (each legacy session holds a connection).
-pub fn client(cfg: &Config) -> awc::Client {
+pub fn client(shared: &UpstreamShared) -> awc::Client {
     CLIENT.with(|c| {
         c.get_or_init(|| {
             let connector = awc::Connector::new()
+                .rustls_0_23(shared.tls.clone())
                 .limit(0)
-                .timeout(cfg.upstream_connect_timeout);
+                .timeout(shared.cfg.upstream_connect_timeout);
             awc::Client::builder()
                 .connector(connector)
                 .disable_timeout()

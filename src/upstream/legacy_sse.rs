@@ -39,12 +39,12 @@ impl Upstream {
         headers: &ForwardHeaders,
     ) -> Result<Upstream, UpstreamError> {
         let cfg = &shared.cfg;
-        let client = http::client(cfg);
+        let client = http::client(&shared);
         let mut req = client
             .get(cfg.upstream.as_str())
             .insert_header((header::ACCEPT, "text/event-stream"));
         for (k, v) in headers {
-            req = req.insert_header((k.clone(), v.clone()));
+            req = req.append_header((k.clone(), v.clone()));
         }
         let deadline = cfg.upstream_connect_timeout;
         let resp = http::within(deadline, req.send()).await?;
@@ -170,7 +170,7 @@ impl Upstream {
             .post(self.endpoint.borrow().as_str())
             .insert_header((header::CONTENT_TYPE, "application/json"));
         for (k, v) in &headers {
-            req = req.insert_header((k.clone(), v.clone()));
+            req = req.append_header((k.clone(), v.clone()));
         }
         let mut resp = http::within(cfg.upstream_timeout, req.send_body(msg.raw().clone())).await?;
         let status = resp.status();

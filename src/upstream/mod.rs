@@ -6,6 +6,7 @@
 //! thread that created the session, driven by one task. The session holds only a `Send`
 //! handle: a bounded command channel (policy when full: the client's request waits).
 
+pub mod headers;
 mod http;
 mod legacy_sse;
 mod streamable;
@@ -23,20 +24,22 @@ use crate::jsonrpc::Message;
 use crate::observe::Difference;
 use crate::session::Session;
 
-/// Client request headers that cross to the upstream (today: `Authorization`).
+/// Headers that cross to the upstream with a client's message (see [`headers`]).
 pub type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
 
-/// What every session's upstream shares: the configuration and, in `auto` mode, the
-/// transport detected for the upstream URL.
+/// What every session's upstream shares: the configuration, the TLS client settings and,
+/// in `auto` mode, the transport detected for the upstream URL.
 pub struct UpstreamShared {
     pub cfg: Arc<Config>,
+    tls: Arc<rustls::ClientConfig>,
     detected: Mutex<Option<Kind>>,
 }
 
 impl UpstreamShared {
-    pub fn new(cfg: Arc<Config>) -> UpstreamShared {
+    pub fn new(cfg: Arc<Config>, tls: Arc<rustls::ClientConfig>) -> UpstreamShared {
         UpstreamShared {
             cfg,
+            tls,
             detected: Mutex::new(None),
         }
     }

@@ -52,7 +52,7 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(shared: Arc<UpstreamShared>, session: Weak<Session>) -> Upstream {
         Upstream {
-            client: http::client(&shared.cfg),
+            client: http::client(&shared),
             shared,
             session,
             st: RefCell::default(),
@@ -402,7 +402,7 @@ impl Upstream {
             }
         }
         for (k, v) in headers {
-            req = req.insert_header((k.clone(), v.clone()));
+            req = req.append_header((k.clone(), v.clone()));
         }
         req
     }
@@ -456,7 +456,7 @@ impl Upstream {
                 req = req.insert_header(("last-event-id", id));
             }
             for (k, v) in &st.init_headers {
-                req = req.insert_header((k.clone(), v.clone()));
+                req = req.append_header((k.clone(), v.clone()));
             }
             req
         };
@@ -565,7 +565,7 @@ impl Upstream {
                 req = req.insert_header((VERSION_HEADER, v.as_str()));
             }
             for (k, v) in &st.init_headers {
-                req = req.insert_header((k.clone(), v.clone()));
+                req = req.append_header((k.clone(), v.clone()));
             }
             req
         };
