@@ -39,6 +39,7 @@ struct Built {
     admin: Option<(Server, SocketAddr)>,
     sessions: Arc<SessionMap>,
     observer: Arc<Observer>,
+    upstream: Arc<UpstreamShared>,
 }
 
 /// Bind and build the servers; nothing runs until they are awaited.
@@ -66,7 +67,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
     let state = web::Data::new(AppState {
         cfg: cfg.clone(),
         sessions: sessions.clone(),
-        upstream,
+        upstream: upstream.clone(),
         observer: observer.clone(),
         policy: Arc::new(downstream::Policy::load(&cfg)?),
     });
@@ -99,6 +100,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         admin,
         sessions,
         observer,
+        upstream,
     })
 }
 
@@ -149,19 +151,38 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     };
     let built = build(cfg)?;
     let (addr, sessions, observer) = (built.addr, built.sessions.clone(), built.observer.clone());
+    let upstream = built.upstream.clone();
     println!("mcp-bridge listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, "listening");
     let server = start(built, idle, lifetime);
     let handle = server.handle();
+    let ending = sessions.clone();
     actix_web::rt::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        shutdown_signal().await;
+        // End sessions while the workers that own the upstream connections still run, so
+        // every upstream session is closed (DELETE) before the process goes.
+        let open = ending.len();
+        tracing::info!(sessions = open, "shutting down: closing sessions");
+        ending.end_all();
+        if !upstream.drained(Duration::from_secs(3)).await {
+            tracing::warn!("some upstream sessions were not closed within 3s");
+        }
         handle.stop(true).await;
     });
     server.await?;
     sessions.end_all();
     observer.close();
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// A bridge running on its own thread (for tests and embedding). Stops when dropped.

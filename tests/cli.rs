@@ -83,3 +83,55 @@ fn environment_twins_configure_the_bridge() {
         "{line}"
     );
 }
+
+#[actix_rt::test]
+async fn sigterm_closes_upstream_sessions_before_exit() {
+    use mcp_testkit::{FakeServer, LegacyClient, ServerOptions};
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut child = bridge()
+        .args([
+            "--upstream",
+            &server.url(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("mcp-bridge listening on ")
+        .unwrap()
+        .to_owned();
+    let client = LegacyClient::connect(&format!("{base}/sse"), &[])
+        .await
+        .unwrap();
+    client.initialize("2025-06-18").await.unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        server
+            .wait_until(|s| s.deletes() == 1, std::time::Duration::from_secs(10))
+            .await,
+        "upstream session closed on shutdown"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        client.wait_closed(std::time::Duration::from_secs(5)).await,
+        "client stream ended"
+    );
+}

@@ -12,7 +12,7 @@ mod legacy_sse;
 mod streamable;
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -33,6 +33,8 @@ pub struct UpstreamShared {
     pub cfg: Arc<Config>,
     tls: Arc<rustls::ClientConfig>,
     detected: Mutex<Option<Kind>>,
+    /// Driver tasks still running (each may owe its upstream a DELETE).
+    live_drivers: AtomicUsize,
 }
 
 impl UpstreamShared {
@@ -41,7 +43,21 @@ impl UpstreamShared {
             cfg,
             tls,
             detected: Mutex::new(None),
+            live_drivers: AtomicUsize::new(0),
         }
+    }
+
+    /// At shutdown, after every session was ended: wait (at most `deadline`) until the
+    /// drivers have closed their upstream sessions.
+    pub async fn drained(&self, deadline: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        while self.live_drivers.load(Ordering::Acquire) > 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// The upstream's transport as last seen (`unknown` before the first session).
@@ -154,7 +170,24 @@ impl Driver {
     }
 }
 
+/// Counts a driver as live for as long as it exists.
+struct LiveDriver(Arc<UpstreamShared>);
+
+impl LiveDriver {
+    fn new(shared: &Arc<UpstreamShared>) -> LiveDriver {
+        shared.live_drivers.fetch_add(1, Ordering::AcqRel);
+        LiveDriver(shared.clone())
+    }
+}
+
+impl Drop for LiveDriver {
+    fn drop(&mut self) {
+        self.0.live_drivers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamShared>) {
+    let _live = LiveDriver::new(&shared);
     let mut conn: Option<Conn> = None;
     loop {
         if driver.close.closed.load(Ordering::Acquire) {
