@@ -9,6 +9,10 @@
 //! same progress and log notifications in the same order, the same sampling and roots exchange,
 //! the same session close).
 //!
+//! One deploy cell (`run_deploy_cell`) does the same through a bridge serving HTTPS (certificate
+//! made at test time) and requiring a bearer token, which the Python client sends through its
+//! `headers=`; the same client without the header must be refused (401) cleanly.
+//!
 //! The peers are installed by `make interop-deps` (`tests/interop/install.sh`) into the
 //! git-ignored `.interop/` (or `$INTEROP_DIR`). Without them every cell FAILS with a message
 //! saying so: these tests never pass silently.
@@ -392,7 +396,14 @@ struct Bridge {
 
 const BRIDGE_START_DEADLINE: Duration = Duration::from_secs(10);
 
-fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
+/// `extra`: further bridge flags (the deploy cell's TLS and token); with `--tls-cert` the bridge
+/// must announce `https://`.
+fn start_bridge(upstream_url: &str, mode: Upstream, extra: &[&str]) -> Bridge {
+    let scheme = if extra.contains(&"--tls-cert") {
+        "https"
+    } else {
+        "http"
+    };
     let mut last_err = String::new();
     for _attempt in 0..3 {
         let port = free_port();
@@ -405,7 +416,8 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
             mode.flag(),
             "--listen",
             &listen,
-        ]);
+        ])
+        .args(extra);
         cmd.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,mcp_bridge=debug");
@@ -424,7 +436,7 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
             // Only the bridge's own line counts: a bare connect could reach another test's
             // process that grabbed the same free port.
             if let Some(base) = &announced {
-                if base != &format!("http://{listen}") {
+                if base != &format!("{scheme}://{listen}") {
                     panic!(
                         "bridge asked to listen on {listen} announced {base}\n{}",
                         proc.report(60)
@@ -447,7 +459,7 @@ fn start_bridge(upstream_url: &str, mode: Upstream) -> Bridge {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "bridge did not print `mcp-bridge listening on http://{listen}` within {BRIDGE_START_DEADLINE:?}\n{}",
+                    "bridge did not print `mcp-bridge listening on {scheme}://{listen}` within {BRIDGE_START_DEADLINE:?}\n{}",
                     proc.report(60)
                 );
             }
@@ -484,7 +496,8 @@ impl ClientSw {
             _ => Transport::Streamable,
         }
     }
-    fn command(self, url: &str, timeout_s: u64) -> Command {
+    /// `extra`: further client options (py_client.py's `--header`, `--ca-file`).
+    fn command(self, url: &str, timeout_s: u64, extra: &[String]) -> Command {
         let dir = interop_dir();
         let clients = interop_src().join("clients");
         let (program, mode): (PathBuf, &str) = match self {
@@ -509,6 +522,7 @@ impl ClientSw {
                 "--timeout",
                 &timeout_s.to_string(),
             ])
+            .args(extra)
             .env("INTEROP_DIR", interop_dir())
             .env("PYTHONDONTWRITEBYTECODE", "1");
         c
@@ -559,12 +573,12 @@ fn client_timeout() -> u64 {
         .unwrap_or(12)
 }
 
-fn run_client(client: ClientSw, url: &str, label: &str) -> ClientRun {
+fn run_client(client: ClientSw, url: &str, extra: &[String], label: &str) -> ClientRun {
     let timeout = client_timeout();
     let started = Instant::now();
     let mut proc = Proc::spawn(
         &format!("{label} client"),
-        client.command(url, timeout),
+        client.command(url, timeout, extra),
         true,
     );
     let lines = proc.stdout_lines.take().unwrap();
@@ -714,72 +728,69 @@ impl<T> Drop for JoinOnDrop<T> {
     }
 }
 
-fn run_cell(client: ClientSw, server: ServerSw, upstream_transport: Transport, mode: Upstream) {
-    require_peers();
-    let t0 = Instant::now();
-    let cell = format!(
-        "{client:?} client -> bridge (--upstream-transport {}) -> {server:?} {upstream_transport:?}",
-        mode.flag()
-    );
+/// The direct baseline: the client straight to the server software started in the client's own
+/// transport, in a thread concurrent with the bridged run. The guard joins it even when the
+/// calling thread panics, so its server and client are always reaped.
+fn spawn_direct(client: ClientSw, server: ServerSw) -> JoinOnDrop<(ClientRun, String)> {
     let direct_transport = client.transport();
-
-    // The direct baseline runs in a thread, concurrently with the bridged run. The guard joins
-    // it even when this thread panics, so its server and client are always reaped.
-    let mut direct = JoinOnDrop(Some(thread::spawn(move || {
+    JoinOnDrop(Some(thread::spawn(move || {
         let srv = start_server(server, direct_transport);
         let run = run_client(
             client,
             &srv.url,
+            &[],
             &format!("direct {client:?} -> {server:?} {direct_transport:?}"),
         );
         let report = srv.proc.report(30);
         (run, report)
-    })));
+    })))
+}
 
-    if std::env::var_os("INTEROP_DIRECT_ONLY").is_some() {
-        // Developer switch for checking the peers and the harness without the bridge.
-        let (direct, report) = direct.join();
-        if !direct.ok() {
-            panic!(
-                "[{cell}] the DIRECT baseline failed\n{}\n{report}",
-                direct.describe_failure()
-            );
-        }
-        if std::env::var_os("INTEROP_VERBOSE").is_some() {
-            eprintln!(
-                "[{cell}] direct summary:\n{}",
-                serde_json::to_string_pretty(direct.summary.as_ref().unwrap()).unwrap()
-            );
-        }
-        eprintln!(
-            "[{cell}] INTEROP_DIRECT_ONLY: direct baseline OK in {:.1}s (quirks {:?}); the bridge was NOT tested",
-            direct.elapsed.as_secs_f64(),
-            quirks(&direct)
-        );
-        return;
+/// `INTEROP_DIRECT_ONLY`: checks the direct baseline alone and returns true (the cell is done).
+fn direct_only(cell: &str, direct: &mut JoinOnDrop<(ClientRun, String)>) -> bool {
+    if std::env::var_os("INTEROP_DIRECT_ONLY").is_none() {
+        return false;
     }
-
-    let upstream = start_server(server, upstream_transport);
-    let bridge = start_bridge(&upstream.url, mode);
-    let path = match client.transport() {
-        Transport::Sse => "/sse",
-        Transport::Streamable => "/mcp",
-    };
-    let bridged = run_client(
-        client,
-        &format!("{}{path}", bridge.base),
-        &format!("bridged {cell}"),
+    // Developer switch for checking the peers and the harness without the bridge.
+    let (direct, report) = direct.join();
+    if !direct.ok() {
+        panic!(
+            "[{cell}] the DIRECT baseline failed\n{}\n{report}",
+            direct.describe_failure()
+        );
+    }
+    if std::env::var_os("INTEROP_VERBOSE").is_some() {
+        eprintln!(
+            "[{cell}] direct summary:\n{}",
+            serde_json::to_string_pretty(direct.summary.as_ref().unwrap()).unwrap()
+        );
+    }
+    eprintln!(
+        "[{cell}] INTEROP_DIRECT_ONLY: direct baseline OK in {:.1}s (quirks {:?}); the bridge was NOT tested",
+        direct.elapsed.as_secs_f64(),
+        quirks(&direct)
     );
-    let (direct, direct_server_report) = direct.join();
+    true
+}
 
-    let context = || {
-        format!(
-            "{}\n{}\n",
-            bridge.proc.report(120),
-            upstream.proc.report(40)
-        )
-    };
+/// Tails of the bridge's and the upstream server's output, for failure messages.
+fn context(bridge: &Bridge, upstream: &Server) -> String {
+    format!(
+        "{}\n{}\n",
+        bridge.proc.report(120),
+        upstream.proc.report(40)
+    )
+}
 
+/// The verdict of a cell: both runs succeeded and their summaries (but `meta`) are equal.
+fn judge(
+    cell: &str,
+    t0: Instant,
+    bridged: &ClientRun,
+    direct: &ClientRun,
+    direct_server_report: &str,
+    context: &dyn Fn() -> String,
+) {
     if !direct.ok() {
         panic!(
             "[{cell}] the DIRECT baseline failed: this is a peer or harness problem, not the bridge\n{}\n{direct_server_report}",
@@ -807,7 +818,7 @@ fn run_cell(client: ClientSw, server: ServerSw, upstream_transport: Transport, m
             context()
         );
     }
-    for (run, q) in [(&bridged, quirks(&bridged)), (&direct, quirks(&direct))] {
+    for (run, q) in [(bridged, quirks(bridged)), (direct, quirks(direct))] {
         if !q.is_empty() {
             eprintln!(
                 "[{cell}] note: {} hit known client quirk(s) {q:?} (tolerated, see ts_client.cjs)",
@@ -829,6 +840,182 @@ fn run_cell(client: ClientSw, server: ServerSw, upstream_transport: Transport, m
     );
 }
 
+fn run_cell(client: ClientSw, server: ServerSw, upstream_transport: Transport, mode: Upstream) {
+    require_peers();
+    let t0 = Instant::now();
+    let cell = format!(
+        "{client:?} client -> bridge (--upstream-transport {}) -> {server:?} {upstream_transport:?}",
+        mode.flag()
+    );
+    let mut direct = spawn_direct(client, server);
+    if direct_only(&cell, &mut direct) {
+        return;
+    }
+
+    let upstream = start_server(server, upstream_transport);
+    let bridge = start_bridge(&upstream.url, mode, &[]);
+    let path = match client.transport() {
+        Transport::Sse => "/sse",
+        Transport::Streamable => "/mcp",
+    };
+    let bridged = run_client(
+        client,
+        &format!("{}{path}", bridge.base),
+        &[],
+        &format!("bridged {cell}"),
+    );
+    let (direct, direct_server_report) = direct.join();
+    judge(&cell, t0, &bridged, &direct, &direct_server_report, &|| {
+        context(&bridge, &upstream)
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deploy cell: HTTPS and a bearer token in front of a real server
+// ---------------------------------------------------------------------------------------------
+
+/// A CA and a server certificate it signed for 127.0.0.1/localhost, made at test time as PEM
+/// files in a temporary folder (removed on drop). As in tests/deploy.rs.
+struct TestPki {
+    dir: PathBuf,
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-bridge-interop-{}-{}",
+            std::process::id(),
+            random_hex(4)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "mcp-bridge interop CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        // Python 3.13+ verifies with VERIFY_X509_STRICT, which wants the AKI.
+        leaf.use_authority_key_identifier_extension = true;
+        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+        let write = |name: &str, pem: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, pem).unwrap();
+            p.to_string_lossy().into_owned()
+        };
+        TestPki {
+            ca: write("ca.pem", ca_cert.pem()),
+            cert: write("cert.pem", leaf_cert.pem()),
+            key: write("key.pem", leaf_key.serialize_pem()),
+            dir,
+        }
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("OS random numbers");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The Python `mcp` 1.x Streamable client with `headers={"Authorization": "Bearer <token>"}`
+/// and a trust anchor for the test CA, through a bridge serving HTTPS with a certificate made
+/// now and requiring that (random) token, to a real FastMCP server; compared with the same
+/// client straight to FastMCP as every cell is. First the same client WITHOUT the header must
+/// be refused by the bridge: 401, a clean non-zero exit within its timeout.
+fn run_deploy_cell() {
+    require_peers();
+    let t0 = Instant::now();
+    let (client, server) = (ClientSw::Py1Streamable, ServerSw::FastMcp);
+    let cell = format!(
+        "{client:?} client + bearer token -> HTTPS bridge with --auth-token (--upstream-transport streamable) -> {server:?} Streamable"
+    );
+    let mut direct = spawn_direct(client, server);
+    if direct_only(&cell, &mut direct) {
+        return;
+    }
+
+    let pki = TestPki::new();
+    let token = random_hex(32);
+    let upstream = start_server(server, Transport::Streamable);
+    let bridge = start_bridge(
+        &upstream.url,
+        Upstream::Streamable,
+        &[
+            "--tls-cert",
+            &pki.cert,
+            "--tls-key",
+            &pki.key,
+            "--auth-token",
+            &token,
+        ],
+    );
+    assert!(
+        bridge.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        bridge.base
+    );
+    let url = format!("{}/mcp", bridge.base);
+    let trust = ["--ca-file".to_string(), pki.ca.clone()];
+    let with_token = [
+        &trust[..],
+        &[
+            "--header".to_string(),
+            format!("Authorization: Bearer {token}"),
+        ],
+    ]
+    .concat();
+
+    // The negative first: no Authorization header.
+    let refused = run_client(client, &url, &trust, &format!("bridged, no token: {cell}"));
+    let error = refused
+        .summary
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let clean_refusal = matches!(refused.status, Some(st) if st.code() == Some(1))
+        && !refused.ok()
+        && error.contains("401")
+        && refused.elapsed < Duration::from_secs(client_timeout());
+    if !clean_refusal {
+        panic!(
+            "[{cell}] without the Authorization header the client must fail cleanly (exit 1, a 401 in its \
+             error, within {}s); got status {:?} after {:.1}s, error {error:?}\n----- client output -----\n{}\n{}",
+            client_timeout(),
+            refused.status,
+            refused.elapsed.as_secs_f64(),
+            refused.output,
+            context(&bridge, &upstream)
+        );
+    }
+    let bridge_log = strip_ansi(&bridge.proc.output());
+    assert!(
+        bridge_log.contains("missing_token"),
+        "[{cell}] the bridge did not log the refusal (reason missing_token)\n{}",
+        context(&bridge, &upstream)
+    );
+
+    let bridged = run_client(client, &url, &with_token, &format!("bridged {cell}"));
+    let (direct, direct_server_report) = direct.join();
+    judge(&cell, t0, &bridged, &direct, &direct_server_report, &|| {
+        context(&bridge, &upstream)
+    });
+}
+
 macro_rules! cells {
     ($($name:ident: $client:ident -> $server:ident $transport:ident via $mode:ident;)*) => {
         $(
@@ -843,7 +1030,7 @@ macro_rules! cells {
 /// The cells. Their test names all start with `interop::`, so `cargo test -- --skip interop`
 /// (or nextest's `-E 'not test(/^interop::/)'`) runs everything else without the peers.
 mod interop {
-    use super::{run_cell, ClientSw, ServerSw, Transport, Upstream};
+    use super::{run_cell, run_deploy_cell, ClientSw, ServerSw, Transport, Upstream};
 
     // Legacy clients -> Streamable servers (the bridge translates legacy SSE <-> Streamable HTTP).
     cells! {
@@ -887,6 +1074,13 @@ mod interop {
         streamable_py1_to_streamable_fastmcp_auto: Py1Streamable -> FastMcp Streamable via Auto;
         streamable_py2_to_streamable_everything_auto: Py2Client -> Everything Streamable via Auto;
         streamable_py2_to_streamable_fastmcp_auto: Py2Client -> FastMcp Streamable via Auto;
+    }
+
+    // Deploying: Python mcp 1.x with `headers=` (bearer token) over HTTPS (certificate made at
+    // test time) through `--tls-cert/--tls-key --auth-token`; and refused (401) without the header.
+    #[test]
+    fn streamable_py1_to_streamable_fastmcp_tls_token() {
+        run_deploy_cell();
     }
 }
 

@@ -1,12 +1,17 @@
 """Python SDK (`mcp` 1.x and 2.x) interop client for mcp-bridge.
 
     python py_client.py --transport sse|streamable|client --url URL [--timeout SECONDS]
+                        [--header 'NAME: VALUE']... [--ca-file PEM]
 
   sse         legacy HTTP+SSE, `mcp.client.sse.sse_client` (1.x only)
   streamable  Streamable HTTP: 1.x `streamablehttp_client`, 2.x `streamable_http_client`,
               with a `ClientSession` and an explicit `initialize()`
   client      2.x high-level `mcp.Client(url)`: probes `server/discover` (2026-07-28) first and
               falls back to `initialize`
+
+  --header    an extra HTTP header on every request (the SDK's `headers=`), repeatable
+  --ca-file   trust the CA certificates in this PEM file for https (through the SDK's
+              `httpx_client_factory=`); both options are for the 1.x transports only
 
 Runs the scenario of scenario.json and prints ONE JSON summary line on stdout; exits 0 on
 success, 1 on a scenario failure, 3 on the overall timeout. Diagnostics (the last inbound
@@ -78,6 +83,33 @@ def pick(tools: list[str], table: dict[str, Any]) -> str | None:
         if name in tools:
             return name
     return None
+
+
+def http_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`headers=` and an `httpx_client_factory=` trusting --ca-file, for the 1.x transports."""
+    opts: dict[str, Any] = {}
+    if not (args.header or args.ca_file):
+        return opts
+    if MAJOR >= 2:
+        raise SystemExit("--header/--ca-file are implemented for the 1.x transports only")
+    if args.header:
+        pairs = [h.split(":", 1) for h in args.header]
+        if any(len(p) != 2 for p in pairs):
+            raise SystemExit(f"--header wants 'NAME: VALUE', got {args.header}")
+        opts["headers"] = {k.strip(): v.strip() for k, v in pairs}
+    if args.ca_file:
+        import ssl
+
+        import httpx
+
+        verify = ssl.create_default_context(cafile=args.ca_file)
+
+        def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> httpx.AsyncClient:
+            # create_mcp_http_client, plus the trust anchor (verify cannot be set afterwards)
+            return httpx.AsyncClient(headers=headers, timeout=timeout, auth=auth, verify=verify)
+
+        opts["httpx_client_factory"] = factory
+    return opts
 
 
 def leaves(err: BaseException) -> list[BaseException]:
@@ -200,6 +232,8 @@ class Run:
         )
         async with AsyncExitStack() as stack:
             self.stage = "connect"
+            http = http_options(a)
+            self.meta["http"] = {"headers": sorted(http.get("headers", {})), "caFile": bool(a.ca_file)}
             if a.transport == "client":
                 if MAJOR < 2:
                     raise SystemExit("--transport client needs mcp 2.x")
@@ -217,11 +251,11 @@ class Run:
                         raise SystemExit("--transport sse is the 1.x legacy client")
                     from mcp.client.sse import sse_client
 
-                    read, write = await stack.enter_async_context(sse_client(a.url))
+                    read, write = await stack.enter_async_context(sse_client(a.url, **http))
                 elif MAJOR < 2:
                     from mcp.client.streamable_http import streamablehttp_client
 
-                    read, write, get_sid = await stack.enter_async_context(streamablehttp_client(a.url))
+                    read, write, get_sid = await stack.enter_async_context(streamablehttp_client(a.url, **http))
                 else:
                     from mcp.client.streamable_http import streamable_http_client
 
@@ -354,6 +388,8 @@ def main() -> None:
     ap.add_argument("--transport", choices=["sse", "streamable", "client"], required=True)
     ap.add_argument("--url", required=True)
     ap.add_argument("--timeout", type=float, default=15.0)
+    ap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
+    ap.add_argument("--ca-file", metavar="PEM")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     run = Run(args)
