@@ -1,4 +1,7 @@
-//! The binary's command line: bad configuration fails fast with one line; env twins work.
+//! The binary's command line: bad configuration fails fast with one line; env twins work;
+//! SIGTERM closes upstream sessions.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -64,20 +67,20 @@ fn invalid_configuration_exits_2_with_one_line_before_binding() {
 
 #[test]
 fn environment_twins_configure_the_bridge() {
-    let mut child = bridge()
-        .env("MCP_BRIDGE_UPSTREAM", "http://127.0.0.1:1/mcp")
-        .env("MCP_BRIDGE_LISTEN", "127.0.0.1:0")
-        .env("MCP_BRIDGE_LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::ChildGuard(
+        bridge()
+            .env("MCP_BRIDGE_UPSTREAM", "http://127.0.0.1:1/mcp")
+            .env("MCP_BRIDGE_LISTEN", "127.0.0.1:0")
+            .env("MCP_BRIDGE_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    child.kill().unwrap();
-    let _ = child.wait();
     assert!(
         line.starts_with("mcp-bridge listening on http://127.0.0.1:"),
         "{line}"
@@ -86,36 +89,22 @@ fn environment_twins_configure_the_bridge() {
 
 #[actix_rt::test]
 async fn sigterm_closes_upstream_sessions_before_exit() {
-    use mcp_testkit::{FakeServer, LegacyClient, ServerOptions};
+    use support::{spawn_binary, FakeServer, LegacyClient, ServerOptions};
     let server = FakeServer::start(ServerOptions::streamable());
-    let mut child = bridge()
-        .args([
-            "--upstream",
-            &server.url(),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("mcp-bridge listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, base) = spawn_binary(&[
+        "--upstream",
+        &server.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+    ]);
     let client = LegacyClient::connect(&format!("{base}/sse"), &[])
         .await
         .unwrap();
     client.initialize("2025-06-18").await.unwrap();
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -125,7 +114,7 @@ async fn sigterm_closes_upstream_sessions_before_exit() {
             .await,
         "upstream session closed on shutdown"
     );
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let exit = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .unwrap()
         .unwrap();

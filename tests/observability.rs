@@ -3,9 +3,8 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::*;
 
@@ -384,41 +383,26 @@ async fn readyz_follows_the_upstream() {
 #[actix_rt::test]
 async fn json_log_lines_are_each_one_object() {
     let server = FakeServer::start(ServerOptions::streamable());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args([
-            "--upstream",
-            &server.url(),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "--keepalive",
-            "200ms",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("mcp-bridge listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, base) = spawn_binary(&[
+        "--upstream",
+        &server.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--log-level",
+        "debug",
+        "--keepalive",
+        "200ms",
+    ]);
     let client = LegacyClient::connect(&format!("{base}/sse"), &[])
         .await
         .unwrap();
     client.initialize("2025-06-18").await.unwrap();
     client.close();
     assert!(server.wait_until(|s| s.deletes() == 1, WAIT).await);
-    child.kill().unwrap();
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
-    let _ = child.wait();
+    child.0.kill().unwrap();
+    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
     let mut kinds = vec![];
     for line in stderr.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));

@@ -124,3 +124,42 @@ pub async fn raw(method: &str, url: &str, headers: &[(&str, &str)], body: &str) 
 pub const JSON: (&str, &str) = ("content-type", "application/json");
 pub const ACCEPT_BOTH: (&str, &str) = ("accept", "application/json, text/event-stream");
 pub const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// A child process killed when dropped, so a failing assertion never leaks it.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the `mcp-bridge` binary (no inherited `MCP_BRIDGE_*` variables) with `args` and
+/// return it with its base URL, read from its `listening on` line.
+pub fn spawn_binary(args: &[&str]) -> (ChildGuard, String) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MCP_BRIDGE_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = ChildGuard(
+        cmd.args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("bridge binary starts"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("mcp-bridge listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, base)
+}
