@@ -134,12 +134,35 @@ fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
     let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut high = 0;
         loop {
             tick.tick().await;
             sessions.sweep(idle, lifetime);
+            // After a burst of sessions has ended, hand the freed memory back to the OS
+            // (the allocator keeps it otherwise, and RSS would stay at the peak).
+            let open = sessions.len();
+            high = high.max(open);
+            if high >= RELEASE_AFTER && open <= high / 2 {
+                release_free_memory();
+                high = open;
+            }
         }
     });
 }
+
+/// Sessions that must have come and gone before freed memory is returned to the OS.
+const RELEASE_AFTER: usize = 64;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own arenas; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 /// Run the bridge until Ctrl-C / SIGTERM. Prints `mcp-bridge listening on http(s)://ADDR`.
 pub async fn run(cfg: Config) -> std::io::Result<()> {

@@ -68,6 +68,9 @@ fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Buffers larger than this are released once empty.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -150,6 +153,13 @@ impl Decoder {
             chunk = &chunk[end..];
         }
         self.line.extend_from_slice(chunk);
+        // One huge event must not pin its buffer for the life of the stream.
+        if self.line.is_empty() && self.line.capacity() > SHRINK_ABOVE {
+            self.line = BytesMut::new();
+        }
+        if self.data.is_empty() && self.data.capacity() > SHRINK_ABOVE {
+            self.data = BytesMut::new();
+        }
     }
 
     fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) {

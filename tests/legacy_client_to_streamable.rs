@@ -105,7 +105,7 @@ async fn unsolicited_notifications_come_from_the_upstream_get_stream() {
     let (_bridge, client) = connected(&server).await;
     client.initialize("2025-06-18").await.unwrap();
     assert!(
-        server.wait_until(|s| s.open_streams() >= 1, WAIT).await,
+        server.wait_until(|s| s.get_streams() >= 1, WAIT).await,
         "the bridge opens the upstream GET stream after initialized"
     );
     let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;

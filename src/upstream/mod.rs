@@ -97,12 +97,15 @@ impl Kind {
     }
 }
 
+/// Boxed: the channel preallocates a block of slots per session, and most sessions are idle.
 enum Command {
-    Send {
-        msg: Message,
-        headers: ForwardHeaders,
-        reply: oneshot::Sender<Result<(), UpstreamError>>,
-    },
+    Send(Box<SendCommand>),
+}
+
+struct SendCommand {
+    msg: Message,
+    headers: ForwardHeaders,
+    reply: oneshot::Sender<Result<(), UpstreamError>>,
 }
 
 #[derive(Default)]
@@ -146,11 +149,11 @@ impl UpstreamHandle {
         }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Send {
+            .send(Command::Send(Box::new(SendCommand {
                 msg,
                 headers,
                 reply,
-            })
+            })))
             .await
             .map_err(|_| UpstreamError::Closed)?;
         rx.await.map_err(|_| UpstreamError::Closed)?
@@ -197,14 +200,14 @@ async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamS
             cmd = driver.rx.recv() => cmd,
             _ = driver.close.notify.notified() => None,
         };
-        let Some(Command::Send {
+        let Some(Command::Send(send)) = cmd else {
+            break;
+        };
+        let SendCommand {
             msg,
             headers,
             reply,
-        }) = cmd
-        else {
-            break;
-        };
+        } = *send;
         match &conn {
             Some(c) => {
                 // Each send runs on its own so that a slow request never holds up the next.
@@ -213,7 +216,8 @@ async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamS
                     let _ = reply.send(c.send(msg, headers).await);
                 });
             }
-            None => match connect(&shared, &session, msg, headers).await {
+            // Boxed so that the idle driver (one per session) stays small.
+            None => match Box::pin(connect(&shared, &session, msg, headers)).await {
                 Ok(c) => {
                     conn = Some(c);
                     let _ = reply.send(Ok(()));
@@ -225,7 +229,7 @@ async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamS
         }
     }
     if let Some(c) = conn {
-        c.close().await;
+        Box::pin(c.close()).await;
     }
 }
 

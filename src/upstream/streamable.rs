@@ -336,7 +336,8 @@ impl Upstream {
             if self.session.strong_count() == 0 {
                 return;
             }
-            let resp = match self.get(last_id.as_deref()).await {
+            // Boxed: this task lives as long as the session, mostly waiting on the stream.
+            let resp = match Box::pin(self.get(last_id.as_deref())).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!("upstream GET stream: {e}; retrying in {backoff:?}");
