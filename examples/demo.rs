@@ -11,6 +11,7 @@
 //! `--listen` (default 127.0.0.1:8080) until Ctrl-C, so you can point your own clients at it;
 //! `--once` exits instead.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use mcp_testkit::{FakeServer, LegacyClient, ServerOptions, StreamableClient};
@@ -18,10 +19,10 @@ use serde_json::{json, Value};
 
 const ITEMS: [&str; 5] = ["alpha", "beta", "gamma", "delta", "epsilon"];
 
-struct Args {
-    reverse: bool,
-    once: bool,
-    listen: String,
+pub struct Args {
+    pub reverse: bool,
+    pub once: bool,
+    pub listen: String,
 }
 
 fn args() -> Args {
@@ -59,58 +60,14 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let server = FakeServer::start(if args.reverse {
-        ServerOptions::streamable()
-    } else {
-        ServerOptions::legacy()
-    });
-    let cfg = mcp_bridge::Config::from_args([
-        "mcp-bridge",
-        "--upstream",
-        &server.url(),
-        "--listen",
-        &args.listen,
-    ])
-    .expect("demo config");
-    let bridge = match mcp_bridge::spawn(cfg) {
-        Ok(b) => b,
+    let mut stdout = std::io::stdout();
+    let (bridge, server) = match run_demo(&args, &mut stdout) {
+        Ok(running) => running,
         Err(e) => {
-            eprintln!(
-                "cannot listen on {}: {e} (try --listen 127.0.0.1:0)",
-                args.listen
-            );
+            eprintln!("demo failed: {e}");
             std::process::exit(1);
         }
     };
-    let (server_kind, client_kind) = if args.reverse {
-        ("Streamable HTTP", "legacy HTTP+SSE")
-    } else {
-        ("legacy HTTP+SSE", "Streamable HTTP")
-    };
-    println!("server  {server_kind:<16} {}", server.url());
-    println!(
-        "bridge  auto-detecting     {}  (legacy: /sse, modern: /mcp)",
-        bridge.url("")
-    );
-    println!("client  {client_kind:<16} → the bridge\n");
-
-    let ok = actix_rt::System::new().block_on(async {
-        let result = if args.reverse {
-            legacy_client(&bridge).await
-        } else {
-            streamable_client(&bridge).await
-        };
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("demo failed: {e}");
-                false
-            }
-        }
-    });
-    if !ok {
-        std::process::exit(1);
-    }
     if !args.once {
         println!(
             "\nThe bridge keeps running on {} in front of {}; press Ctrl-C to stop.",
@@ -123,6 +80,53 @@ fn main() {
     }
 }
 
+/// Start the server and the bridge, run the client, and leave both running (returned).
+/// Output goes to `out` (the test reads it from a buffer).
+pub fn run_demo(
+    args: &Args,
+    out: &mut dyn Write,
+) -> Result<(mcp_bridge::Bridge, FakeServer), String> {
+    let server = FakeServer::start(if args.reverse {
+        ServerOptions::streamable()
+    } else {
+        ServerOptions::legacy()
+    });
+    let cfg = mcp_bridge::Config::from_args([
+        "mcp-bridge",
+        "--upstream",
+        &server.url(),
+        "--listen",
+        &args.listen,
+    ])
+    .map_err(|e| e.to_string())?;
+    let bridge = mcp_bridge::spawn(cfg).map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (try --listen 127.0.0.1:0)",
+            args.listen
+        )
+    })?;
+    let (server_kind, client_kind) = if args.reverse {
+        ("Streamable HTTP", "legacy HTTP+SSE")
+    } else {
+        ("legacy HTTP+SSE", "Streamable HTTP")
+    };
+    let _ = writeln!(out, "server  {server_kind:<16} {}", server.url());
+    let _ = writeln!(
+        out,
+        "bridge  auto-detecting     {}  (legacy: /sse, modern: /mcp)",
+        bridge.url("")
+    );
+    let _ = writeln!(out, "client  {client_kind:<16} → the bridge\n");
+    actix_rt::System::new().block_on(async {
+        if args.reverse {
+            legacy_client(&bridge, out).await
+        } else {
+            streamable_client(&bridge, out).await
+        }
+    })?;
+    Ok((bridge, server))
+}
+
 fn call_body(id: u64) -> String {
     json!({
         "jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -133,49 +137,50 @@ fn call_body(id: u64) -> String {
 }
 
 /// Prints one message as it arrives; true when it is the tool's result.
-fn show(start: Instant, raw: &str) -> bool {
+fn show(out: &mut dyn Write, start: Instant, raw: &str) -> bool {
     let v: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
     let t = start.elapsed().as_secs_f32();
     match v["method"].as_str() {
-        Some("notifications/progress") => println!(
+        Some("notifications/progress") => writeln!(
+            out,
             "  +{t:.2}s  progress  {}/{}  {}",
             v["params"]["progress"],
             v["params"]["total"],
             v["params"]["message"].as_str().unwrap_or("")
         ),
-        Some("notifications/message") => {
-            println!(
-                "  +{t:.2}s  log       {}",
-                v["params"]["data"].as_str().unwrap_or("")
-            )
-        }
-        Some(other) => println!("  +{t:.2}s  {other}"),
+        Some("notifications/message") => writeln!(
+            out,
+            "  +{t:.2}s  log       {}",
+            v["params"]["data"].as_str().unwrap_or("")
+        ),
+        Some(other) => writeln!(out, "  +{t:.2}s  {other}"),
         None => {
-            println!(
-                "  +{t:.2}s  result    {}",
-                v.pointer("/result/content/0/text")
-                    .and_then(Value::as_str)
-                    .unwrap_or(raw)
-            );
+            let text = v.pointer("/result/content/0/text").and_then(Value::as_str);
+            let _ = writeln!(out, "  +{t:.2}s  result    {}", text.unwrap_or(raw));
             return true;
         }
     }
+    .ok();
     false
 }
 
-async fn streamable_client(bridge: &mcp_bridge::Bridge) -> Result<(), String> {
+async fn streamable_client(bridge: &mcp_bridge::Bridge, out: &mut dyn Write) -> Result<(), String> {
     let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
     let init = client
         .initialize("2025-06-18")
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    let _ = writeln!(
+        out,
         "initialize → {} (protocol {}), Mcp-Session-Id {}",
         init["serverInfo"]["name"],
         init["protocolVersion"],
         client.session_id().unwrap_or_default()
     );
-    println!("tools/call process_items {ITEMS:?} — notifications print as they arrive:");
+    let _ = writeln!(
+        out,
+        "tools/call process_items {ITEMS:?} — notifications print as they arrive:"
+    );
     let start = Instant::now();
     let resp = client
         .post_raw(&call_body(100), &[])
@@ -189,29 +194,33 @@ async fn streamable_client(bridge: &mcp_bridge::Bridge) -> Result<(), String> {
             .next_event(Duration::from_secs(10))
             .await
             .ok_or("stream ended before the result")?;
-        if show(start, &ev.data) {
+        if show(out, start, &ev.data) {
             break;
         }
     }
     let status = client.delete().await.map_err(|e| e.to_string())?;
-    println!("DELETE session → {status}");
+    let _ = writeln!(out, "DELETE session → {status}");
     Ok(())
 }
 
-async fn legacy_client(bridge: &mcp_bridge::Bridge) -> Result<(), String> {
+async fn legacy_client(bridge: &mcp_bridge::Bridge, out: &mut dyn Write) -> Result<(), String> {
     let client = LegacyClient::connect(&bridge.url("/sse"), &[])
         .await
         .map_err(|e| e.to_string())?;
-    println!("endpoint event → {}", client.endpoint_url());
+    let _ = writeln!(out, "endpoint event → {}", client.endpoint_url());
     let init = client
         .initialize("2024-11-05")
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    let _ = writeln!(
+        out,
         "initialize → {} (protocol {})",
         init["serverInfo"]["name"], init["protocolVersion"]
     );
-    println!("tools/call process_items {ITEMS:?} — notifications print as they arrive:");
+    let _ = writeln!(
+        out,
+        "tools/call process_items {ITEMS:?} — notifications print as they arrive:"
+    );
     let start = Instant::now();
     let posted = client
         .post_raw(&call_body(100))
@@ -225,11 +234,14 @@ async fn legacy_client(bridge: &mcp_bridge::Bridge) -> Result<(), String> {
             .next_message(Duration::from_secs(10))
             .await
             .ok_or("stream ended before the result")?;
-        if show(start, &raw) {
+        if show(out, start, &raw) {
             break;
         }
     }
     client.close();
-    println!("closed the SSE stream (the bridge ends the upstream session)");
+    let _ = writeln!(
+        out,
+        "closed the SSE stream (the bridge ends the upstream session)"
+    );
     Ok(())
 }

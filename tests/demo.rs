@@ -1,40 +1,27 @@
-//! The README's one-command demo works in both directions (run as `demo --once`).
+//! The README's one-command demo works in both directions. The test runs the demo's own
+//! code (examples/demo.rs) in-process, with its output in a buffer.
 
-use std::path::PathBuf;
-use std::process::Command;
+#[allow(dead_code)]
+#[path = "../examples/demo.rs"]
+mod demo;
 
-fn demo_binary() -> PathBuf {
-    // Integration tests live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let demo = profile_dir.join("examples").join("demo");
-    assert!(
-        demo.exists(),
-        "{} missing: build with --all-targets (make test does)",
-        demo.display()
-    );
-    demo
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(demo_binary())
-        .args(["--once", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+fn run(reverse: bool) -> String {
+    let args = demo::Args {
+        reverse,
+        once: true,
+        listen: "127.0.0.1:0".into(),
+    };
+    let mut out = Vec::new();
+    let running = demo::run_demo(&args, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(running.is_ok(), "{out}\n{:?}", running.err());
+    out
 }
 
 #[test]
 fn demo_shows_every_notification_then_the_result() {
-    for args in [&[][..], &["--reverse"][..]] {
-        let out = run(args);
+    for reverse in [false, true] {
+        let out = run(reverse);
         let progress: Vec<&str> = out.lines().filter(|l| l.contains(" progress ")).collect();
         assert_eq!(progress.len(), 5, "{out}");
         for (i, line) in progress.iter().enumerate() {
