@@ -131,7 +131,7 @@ fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
 
 /// Reap idle and too old sessions, and expired streams, on an interval.
 fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
-    let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
         let mut high = 0;
