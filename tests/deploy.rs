@@ -742,3 +742,32 @@ async fn every_limit_is_answered_with_its_status() {
     assert!(eventually(|| b.session_count() == 0).await);
     assert_eq!(client.post_raw(LIST, &[]).await.unwrap().status, 404);
 }
+
+/// A Streamable session waiting for the upstream's answer to its `initialize` already holds
+/// its place: initializes sent meanwhile cannot push the bridge past `--max-sessions`.
+#[actix_rt::test]
+async fn sessions_still_initializing_count_against_the_limit() {
+    // An upstream that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", silent.local_addr().unwrap());
+    let b = bridge(
+        &url,
+        &["--upstream-transport", "streamable", "--max-sessions", "1"],
+    );
+    let mcp = b.url("/mcp");
+    let first = raw("POST", &mcp, &[JSON, ACCEPT_BOTH], INIT_2025);
+    let meanwhile = async {
+        assert!(eventually(|| b.session_count() == 1).await);
+        let second = raw("POST", &mcp, &[JSON, ACCEPT_BOTH], INIT_2025).await;
+        (second, b.session_count())
+    };
+    let (first, (second, held)) = tokio::join!(first, meanwhile);
+    assert_eq!(second.status, 503, "{}", second.body);
+    assert_eq!(held, 1);
+    assert!(
+        first.status >= 500,
+        "the silent upstream times out: {}",
+        first.status
+    );
+    assert_eq!(b.session_count(), 0, "the failed session leaves the map");
+}

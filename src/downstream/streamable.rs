@@ -94,6 +94,9 @@ pub async fn post(
         if let Some(who) = who {
             s.set_owner(who.0);
         }
+        // In the map at once, so that it counts against the limits while the upstream
+        // answers its initialize (no one else can name it before the response carries its id).
+        app.sessions.insert(s.clone());
         driver.spawn(Arc::downgrade(&s), app.upstream.clone());
         s
     } else {
@@ -131,14 +134,13 @@ pub async fn post(
             session.end(EndReason::UpstreamGone);
             return Err(Error::upstream(e, id));
         }
-        app.sessions.insert(session.clone());
         let mut res = HttpResponse::Ok();
         res.insert_header((SESSION_HEADER, &*session.id));
         return Ok(sse_response(res, session, slot, app.cfg.keepalive));
     }
     for msg in messages {
         if let Err(e) = forward_one(&session, msg, slot.stream, &headers).await {
-            session.detach_writer(&slot);
+            session.abandon_stream(&slot);
             return Err(e);
         }
     }

@@ -20,8 +20,8 @@ impl SessionMap {
         }
     }
 
-    /// Whether one more session fits. (Checked before a session is built; two racing
-    /// requests may overshoot by one, which is harmless.)
+    /// Whether one more session fits. (Checked just before a session is inserted, with no
+    /// await between: racing workers may overshoot by one each, which is harmless.)
     pub fn has_room(&self) -> bool {
         self.sessions.len() < self.max
     }
