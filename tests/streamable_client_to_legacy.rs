@@ -200,6 +200,14 @@ async fn priming_event_only_for_2025_11_25_clients() {
             primed,
             "{version}: {first:?}"
         );
+        // The standalone stream too (its first item is otherwise a keep-alive comment).
+        let mut get = client.open_get(None).await.unwrap().into_sse().unwrap();
+        let first = get.next_item(WAIT).await.unwrap();
+        assert_eq!(
+            matches!(&first, SseItem::Undispatched(e) if e.id.as_deref() == Some("0-0")),
+            primed,
+            "GET {version}: {first:?}"
+        );
     }
 }
 
@@ -274,4 +282,59 @@ async fn json_ids_keep_their_type() {
             .unwrap();
         assert_eq!(data(&s.next_event(WAIT).await.unwrap())["id"], id);
     }
+}
+
+/// Two calls in flight at once, with ids `"1"` and `1`: each response reaches the stream of
+/// the request with exactly its id, each progress notification the stream owning its token.
+/// Log lines, which a legacy server relates to nothing, go to the only call in flight or,
+/// while both run, wait for the GET stream: none is lost.
+#[actix_rt::test]
+async fn concurrent_calls_are_routed_by_exact_id_and_progress_token() {
+    let server = legacy(EndpointStyle::Ts);
+    let (_bridge, client) = front(&server);
+    client.initialize("2025-06-18").await.unwrap();
+    let call = |id: Value, token: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "progress", "arguments": {"steps": 3, "delay_ms": 40},
+            "_meta": {"progressToken": token}}})
+        .to_string()
+    };
+    let a = client.post_raw(&call(json!("1"), "a"), &[]).await.unwrap();
+    let b = client.post_raw(&call(json!(1), "b"), &[]).await.unwrap();
+    let (a, b) = tokio::join!(
+        client.read_exchange(json!("1"), a),
+        client.read_exchange(json!(1), b)
+    );
+    let mut logs = Vec::new();
+    for (ex, token) in [(a.unwrap(), "a"), (b.unwrap(), "b")] {
+        assert_eq!(ex.text(), Some("done 3 steps"));
+        let (progress, other): (Vec<Value>, Vec<Value>) = ex
+            .notifications
+            .into_iter()
+            .partition(|n| n["method"] == "notifications/progress");
+        assert_eq!(
+            notification_trace(&progress),
+            ["progress:1/3", "progress:2/3", "progress:3/3"],
+            "stream of token {token}"
+        );
+        assert!(progress
+            .iter()
+            .all(|n| n["params"]["progressToken"] == token));
+        logs.extend(other.iter().map(|n| n["params"]["data"].clone()));
+    }
+    // The rest of the six log lines were kept for the standalone stream.
+    let mut get = client.open_get(None).await.unwrap().into_sse().unwrap();
+    while logs.len() < 6 {
+        let ev = get.next_event(WAIT).await.expect("buffered log line");
+        logs.push(data(&ev)["params"]["data"].clone());
+    }
+    let mut logs: Vec<String> = logs
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    logs.sort();
+    assert_eq!(
+        logs,
+        ["step 1", "step 1", "step 2", "step 2", "step 3", "step 3"]
+    );
 }

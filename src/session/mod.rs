@@ -567,7 +567,9 @@ impl Session {
             .streams
             .get_mut(&MAIN_STREAM)
             .expect("main stream exists");
-        if prime && main.next_seq() == 1 && !main.has_writer() && main.is_drained() {
+        // Prime only a stream that has never carried anything: messages already buffered
+        // for it carry ids of their own.
+        if prime && main.is_pristine() {
             main.push_priming(sse::priming(&event_id(MAIN_STREAM, 0)));
         }
         main.attach(epoch, None);
@@ -581,7 +583,7 @@ impl Session {
     /// session's live streams.
     pub fn resume(&self, last_event_id: &str) -> Option<WriterSlot> {
         let (no, seq) = parse_event_id(last_event_id)?;
-        let replayed = {
+        let (epoch, resumed) = {
             let mut st = self.lock();
             let epoch = st.next_epoch;
             st.next_epoch += 1;
@@ -589,16 +591,28 @@ impl Session {
             if !stream.knows_seq(seq) {
                 return None;
             }
-            let (_, replayed) = stream.attach(epoch, Some(seq));
+            let resumed = stream.attach(epoch, Some(seq));
             st.last_activity = Instant::now();
-            (epoch, replayed)
+            (epoch, resumed)
         };
-        let (epoch, replayed) = replayed;
         self.difference(
             Difference::EventsReplayed,
             None,
-            &format!("client resumed stream {no} after event {last_event_id}: {replayed} event(s) sent again"),
+            &format!(
+                "client resumed stream {no} after event {last_event_id}: {} event(s) sent again",
+                resumed.replayed
+            ),
         );
+        if resumed.lost > 0 {
+            self.difference(
+                Difference::MessageDropped,
+                None,
+                &format!(
+                    "client resumed stream {no} after event {last_event_id}, but {} later event(s) had left the replay log (--replay-events/--replay-bytes/--replay-age)",
+                    resumed.lost
+                ),
+            );
+        }
         Some(WriterSlot { stream: no, epoch })
     }
 
@@ -623,6 +637,16 @@ impl Session {
         };
         if end {
             self.end(EndReason::ClientClosed);
+        }
+    }
+
+    /// The POST that opened this request stream failed as a whole (HTTP error): its client
+    /// will not read or resume it, so it finishes now and can expire like any other.
+    pub fn abandon_stream(&self, slot: &WriterSlot) {
+        let mut st = self.lock();
+        if let Some(s) = st.streams.get_mut(&slot.stream) {
+            s.detach(slot.epoch);
+            s.finish();
         }
     }
 

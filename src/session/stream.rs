@@ -56,6 +56,13 @@ pub enum Poll {
     End,
 }
 
+/// What a resuming writer gets: frames sent again, and frames after its cursor that are gone.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    pub replayed: usize,
+    pub lost: usize,
+}
+
 /// A frame that could not be kept.
 pub struct Evicted {
     pub undelivered: bool,
@@ -96,8 +103,9 @@ impl OutStream {
         self.finished_at
     }
 
-    pub fn is_drained(&self) -> bool {
-        self.cursor >= self.next_seq
+    /// Nothing was ever queued or written on this stream (a priming event may still lead it).
+    pub fn is_pristine(&self) -> bool {
+        self.frames.is_empty() && self.next_seq == 1 && self.cursor == 0
     }
 
     /// Append a frame made by `encode(seq)`. Returns frames evicted to stay within limits, and,
@@ -162,14 +170,15 @@ impl OutStream {
     }
 
     /// Attach a writer. `resume_after` is the seq of the client's `Last-Event-ID`; `None`
-    /// continues from the first undelivered frame. Returns the writer's epoch and how many
-    /// frames will be replayed (already written once).
-    pub fn attach(&mut self, epoch: u64, resume_after: Option<u64>) -> (u64, usize) {
-        let mut replayed = 0;
+    /// continues from the first undelivered frame.
+    pub fn attach(&mut self, epoch: u64, resume_after: Option<u64>) -> Resumed {
+        let mut resumed = Resumed::default();
         if let Some(after) = resume_after {
             let oldest = self.frames.front().map(|f| f.seq).unwrap_or(self.next_seq);
             let from = (after + 1).max(oldest).min(self.next_seq);
-            replayed = self.cursor.saturating_sub(from) as usize;
+            resumed.replayed = self.cursor.saturating_sub(from) as usize;
+            // Frames after the client's id that the log no longer holds (evicted or pruned).
+            resumed.lost = from.saturating_sub(after + 1) as usize;
             self.cursor = from;
         }
         self.writer = Some(epoch);
@@ -177,7 +186,7 @@ impl OutStream {
             w.wake(); // an older writer: it will see it was replaced
         }
         self.touched = Instant::now();
-        (epoch, replayed)
+        resumed
     }
 
     pub fn detach(&mut self, epoch: u64) {
@@ -320,9 +329,38 @@ mod tests {
         assert_eq!(drain(&mut s, 1).len(), 3);
         s.detach(1);
         s.push(frame("d"), &limits(10));
-        let (_, replayed) = s.attach(2, Some(1));
-        assert_eq!(replayed, 2);
+        let resumed = s.attach(2, Some(1));
+        assert_eq!(
+            resumed,
+            Resumed {
+                replayed: 2,
+                lost: 0
+            }
+        );
         assert_eq!(drain(&mut s, 2), ["2:b", "3:c", "4:d"]);
+    }
+
+    #[test]
+    fn resume_from_before_the_log_reports_what_is_gone() {
+        let mut s = OutStream::new(true, 0);
+        for x in ["a", "b", "c", "d"] {
+            s.push(frame(x), &limits(2));
+        }
+        // The log holds 3 and 4; a client that saw only 1 lost 2.
+        let resumed = s.attach(1, Some(1));
+        assert_eq!(resumed.lost, 1);
+        assert_eq!(drain(&mut s, 1), ["3:c", "4:d"]);
+    }
+
+    #[test]
+    fn only_an_untouched_stream_is_pristine() {
+        let mut s = OutStream::new(true, 0);
+        assert!(s.is_pristine());
+        s.push_priming(Bytes::from_static(b"prime"));
+        assert!(!s.is_pristine());
+        let mut t = OutStream::new(true, 0);
+        t.push(frame("a"), &limits(2));
+        assert!(!t.is_pristine());
     }
 
     #[test]
