@@ -310,3 +310,41 @@ async fn upstream_401_reaches_both_client_generations_as_http() {
     let result = authed.initialize("2025-06-18").await.unwrap();
     assert_eq!(result["serverInfo"]["name"], "fake-streamable");
 }
+
+/// When the clients' tokens do not cross, an upstream 401 refuses the bridge's own
+/// credential: no client can fix that with OAuth, so it is a gateway failure — a JSON-RPC
+/// error for the request, and no challenge passed on.
+#[actix_rt::test]
+async fn upstream_401_of_the_bridges_own_credential_is_a_gateway_error() {
+    let server = FakeServer::start(ServerOptions::streamable().require_bearer(Some("s3cret")));
+    let bridge = bridge(
+        &server.url(),
+        &[
+            "--upstream-transport",
+            "streamable",
+            "--upstream-header",
+            "Authorization: Bearer stale",
+        ],
+    );
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+    // Legacy: the POST is accepted and the request answered with an error on the stream.
+    let client = LegacyClient::connect(&bridge.url("/sse"), &[("authorization", "Bearer s3cret")])
+        .await
+        .unwrap();
+    assert_eq!(client.post_raw(init).await.unwrap().status, 202);
+    let reply: Value = serde_json::from_str(&client.next_message(WAIT).await.unwrap()).unwrap();
+    assert_eq!(reply["id"], 1);
+    assert!(
+        reply["error"]["message"].as_str().unwrap().contains("401"),
+        "{reply}"
+    );
+
+    // Streamable: 502 with the JSON-RPC error, no challenge, no session.
+    let modern = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    let refused = modern.post_raw(init, &[]).await.unwrap();
+    assert_eq!(refused.status, 502);
+    assert!(refused.header("www-authenticate").is_none());
+    assert!(refused.header("mcp-session-id").is_none());
+    assert_eq!(refused.json().unwrap()["id"], 1);
+}

@@ -96,7 +96,11 @@ pub async fn status_error(mut resp: ClientResponse, cfg: &Config) -> UpstreamErr
     let body = body(&mut resp, cfg.max_body, cfg.upstream_timeout)
         .await
         .unwrap_or_default();
-    if status == 401 || status == 403 {
+    // The upstream's challenge is the client's business only when the client's own token
+    // crosses (`--forward-header Authorization`). Otherwise the bridge's credential (or the
+    // lack of one) was refused, which no client can fix: a gateway failure like any other.
+    let client_token_crosses = cfg.deploy.forward_headers.contains(&header::AUTHORIZATION);
+    if (status == 401 || status == 403) && client_token_crosses {
         return UpstreamError::Auth {
             status,
             www_authenticate,
