@@ -11,13 +11,12 @@
 //! `--listen` (default 127.0.0.1:8080) until Ctrl-C, so you can point your own clients at it;
 //! `--once` exits instead.
 
+#[path = "demo/watch.rs"]
+mod watch;
+
 use std::io::Write;
-use std::time::{Duration, Instant};
 
-use mcp_testkit::{FakeServer, LegacyClient, ServerOptions, StreamableClient};
-use serde_json::{json, Value};
-
-const ITEMS: [&str; 5] = ["alpha", "beta", "gamma", "delta", "epsilon"];
+use mcp_testkit::{FakeServer, ServerOptions};
 
 pub struct Args {
     pub reverse: bool,
@@ -119,129 +118,10 @@ pub fn run_demo(
     let _ = writeln!(out, "client  {client_kind:<16} → the bridge\n");
     actix_rt::System::new().block_on(async {
         if args.reverse {
-            legacy_client(&bridge, out).await
+            watch::legacy_client(&bridge.url("/sse"), out).await
         } else {
-            streamable_client(&bridge, out).await
+            watch::streamable_client(&bridge.url("/mcp"), out).await
         }
     })?;
     Ok((bridge, server))
-}
-
-fn call_body(id: u64) -> String {
-    json!({
-        "jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "process_items", "arguments": {"items": ITEMS, "delay_ms": 250},
-                   "_meta": {"progressToken": "demo"}}
-    })
-    .to_string()
-}
-
-/// Prints one message as it arrives; true when it is the tool's result.
-fn show(out: &mut dyn Write, start: Instant, raw: &str) -> bool {
-    let v: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-    let t = start.elapsed().as_secs_f32();
-    match v["method"].as_str() {
-        Some("notifications/progress") => writeln!(
-            out,
-            "  +{t:.2}s  progress  {}/{}  {}",
-            v["params"]["progress"],
-            v["params"]["total"],
-            v["params"]["message"].as_str().unwrap_or("")
-        ),
-        Some("notifications/message") => writeln!(
-            out,
-            "  +{t:.2}s  log       {}",
-            v["params"]["data"].as_str().unwrap_or("")
-        ),
-        Some(other) => writeln!(out, "  +{t:.2}s  {other}"),
-        None => {
-            let text = v.pointer("/result/content/0/text").and_then(Value::as_str);
-            let _ = writeln!(out, "  +{t:.2}s  result    {}", text.unwrap_or(raw));
-            return true;
-        }
-    }
-    .ok();
-    false
-}
-
-async fn streamable_client(bridge: &mcp_bridge::Bridge, out: &mut dyn Write) -> Result<(), String> {
-    let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
-    let init = client
-        .initialize("2025-06-18")
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = writeln!(
-        out,
-        "initialize → {} (protocol {}), Mcp-Session-Id {}",
-        init["serverInfo"]["name"],
-        init["protocolVersion"],
-        client.session_id().unwrap_or_default()
-    );
-    let _ = writeln!(
-        out,
-        "tools/call process_items {ITEMS:?} — notifications print as they arrive:"
-    );
-    let start = Instant::now();
-    let resp = client
-        .post_raw(&call_body(100), &[])
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut stream = resp
-        .into_sse()
-        .ok_or("the call was not answered with an SSE stream")?;
-    loop {
-        let ev = stream
-            .next_event(Duration::from_secs(10))
-            .await
-            .ok_or("stream ended before the result")?;
-        if show(out, start, &ev.data) {
-            break;
-        }
-    }
-    let status = client.delete().await.map_err(|e| e.to_string())?;
-    let _ = writeln!(out, "DELETE session → {status}");
-    Ok(())
-}
-
-async fn legacy_client(bridge: &mcp_bridge::Bridge, out: &mut dyn Write) -> Result<(), String> {
-    let client = LegacyClient::connect(&bridge.url("/sse"), &[])
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = writeln!(out, "endpoint event → {}", client.endpoint_url());
-    let init = client
-        .initialize("2024-11-05")
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = writeln!(
-        out,
-        "initialize → {} (protocol {})",
-        init["serverInfo"]["name"], init["protocolVersion"]
-    );
-    let _ = writeln!(
-        out,
-        "tools/call process_items {ITEMS:?} — notifications print as they arrive:"
-    );
-    let start = Instant::now();
-    let posted = client
-        .post_raw(&call_body(100))
-        .await
-        .map_err(|e| e.to_string())?;
-    if posted.status != 202 {
-        return Err(format!("POST answered {}", posted.status));
-    }
-    loop {
-        let raw = client
-            .next_message(Duration::from_secs(10))
-            .await
-            .ok_or("stream ended before the result")?;
-        if show(out, start, &raw) {
-            break;
-        }
-    }
-    client.close();
-    let _ = writeln!(
-        out,
-        "closed the SSE stream (the bridge ends the upstream session)"
-    );
-    Ok(())
 }

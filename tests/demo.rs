@@ -34,5 +34,16 @@ fn demo_shows_every_notification_then_the_result() {
         );
         let result_at = out.find("result    processed 5 items").expect("result");
         assert!(out.rfind("progress  5/5").unwrap() < result_at, "{out}");
+        // Live, not held back until the result: the server spaces the items 250 ms apart,
+        // so the first progress line is printed at least a second before the result.
+        let at = |marker: &str| -> f64 {
+            let line = out.lines().find(|l| l.contains(marker)).expect(marker);
+            let t = line.trim_start().trim_start_matches('+');
+            t[..t.find('s').unwrap()].parse().unwrap()
+        };
+        assert!(
+            at("result ") - at("progress  1/5") >= 0.9,
+            "notifications arrived together with the result:\n{out}"
+        );
     }
 }
