@@ -97,7 +97,7 @@ async fn sigterm_closes_upstream_sessions_before_exit() {
         "--listen",
         "127.0.0.1:0",
         "--log-level",
-        "warn",
+        "info",
     ]);
     let client = LegacyClient::connect(&format!("{base}/sse"), &[])
         .await
@@ -114,6 +114,7 @@ async fn sigterm_closes_upstream_sessions_before_exit() {
             .await,
         "upstream session closed on shutdown"
     );
+    let mut stderr = child.0.stderr.take().unwrap();
     let exit = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .unwrap()
@@ -122,5 +123,16 @@ async fn sigterm_closes_upstream_sessions_before_exit() {
     assert!(
         client.wait_closed(std::time::Duration::from_secs(5)).await,
         "client stream ended"
+    );
+    // The log (a pipe here, not a terminal) has the summary line and no colour codes.
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert!(
+        log.contains("session ended") && log.contains("ended=\"shutdown\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI escapes in a piped log: {log:?}"
     );
 }
