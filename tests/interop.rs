@@ -296,10 +296,17 @@ struct Server {
 const SERVER_START_DEADLINE: Duration = Duration::from_secs(10);
 
 fn start_server(sw: ServerSw, transport: Transport) -> Server {
+    start_server_at(sw, transport, None)
+}
+
+/// `fixed`: this port and endpoint path (FastMCP only: it serves either transport on one URL,
+/// as a server upgraded in place does) instead of a free port and the transport's own path.
+fn start_server_at(sw: ServerSw, transport: Transport, fixed: Option<(u16, &str)>) -> Server {
     let dir = interop_dir();
     let mut last_err = String::new();
-    for _attempt in 0..3 {
-        let port = free_port();
+    let attempts = if fixed.is_some() { 1 } else { 3 };
+    for _attempt in 0..attempts {
+        let port = fixed.map_or_else(free_port, |(p, _)| p);
         let (name, cmd) = match sw {
             ServerSw::Everything => {
                 let mut c = Command::new("node");
@@ -325,6 +332,9 @@ fn start_server(sw: ServerSw, transport: Transport) -> Server {
                     })
                     .arg("--port")
                     .arg(port.to_string());
+                if let Some((_, path)) = fixed {
+                    c.arg("--path").arg(path);
+                }
                 (format!("fastmcp {transport:?} :{port}"), c)
             }
         };
@@ -339,9 +349,10 @@ fn start_server(sw: ServerSw, transport: Transport) -> Server {
         let deadline = Instant::now() + SERVER_START_DEADLINE;
         loop {
             if proc.output().contains(&ready_line) && proc.exited().is_none() && can_connect(port) {
-                let path = match transport {
-                    Transport::Sse => "/sse",
-                    Transport::Streamable => "/mcp",
+                let path = match (fixed, transport) {
+                    (Some((_, path)), _) => path,
+                    (None, Transport::Sse) => "/sse",
+                    (None, Transport::Streamable) => "/mcp",
                 };
                 return Server {
                     url: format!("http://127.0.0.1:{port}{path}"),
@@ -377,6 +388,8 @@ enum Upstream {
     Streamable,
     Sse,
     Auto,
+    /// No `--upstream-transport` flag at all, as a new user starts it.
+    Default,
 }
 
 impl Upstream {
@@ -385,6 +398,7 @@ impl Upstream {
             Upstream::Streamable => "streamable",
             Upstream::Sse => "sse",
             Upstream::Auto => "auto",
+            Upstream::Default => "default",
         }
     }
 }
@@ -409,15 +423,11 @@ fn start_bridge(upstream_url: &str, mode: Upstream, extra: &[&str]) -> Bridge {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
-        cmd.args([
-            "--upstream",
-            upstream_url,
-            "--upstream-transport",
-            mode.flag(),
-            "--listen",
-            &listen,
-        ])
-        .args(extra);
+        cmd.args(["--upstream", upstream_url, "--listen", &listen])
+            .args(extra);
+        if !matches!(mode, Upstream::Default) {
+            cmd.args(["--upstream-transport", mode.flag()]);
+        }
         cmd.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,mcp_bridge=debug");
@@ -870,6 +880,77 @@ fn run_cell(client: ClientSw, server: ServerSw, upstream_transport: Transport, m
     });
 }
 
+/// A client run through `bridge` on its own thread.
+fn spawn_bridged(client: ClientSw, bridge: &Bridge, label: String) -> JoinOnDrop<ClientRun> {
+    let path = match client.transport() {
+        Transport::Sse => "/sse",
+        Transport::Streamable => "/mcp",
+    };
+    let url = format!("{}{path}", bridge.base);
+    JoinOnDrop(Some(thread::spawn(move || {
+        run_client(client, &url, &[], &label)
+    })))
+}
+
+/// Both client generations at once through ONE bridge started without a transport flag, in
+/// front of one real server; each client's run compared with its own direct run.
+fn run_side_by_side(clients: [ClientSw; 2], server: ServerSw, upstream_transport: Transport) {
+    require_peers();
+    let t0 = Instant::now();
+    let mut directs = clients.map(|c| spawn_direct(c, server));
+    let upstream = start_server(server, upstream_transport);
+    let bridge = start_bridge(&upstream.url, Upstream::Default, &[]);
+    let cell = |c: ClientSw| {
+        format!(
+            "{clients:?} side by side -> bridge (no transport flag) -> {server:?} {upstream_transport:?}: {c:?}"
+        )
+    };
+    let mut runs = clients.map(|c| spawn_bridged(c, &bridge, format!("bridged {}", cell(c))));
+    for i in 0..2 {
+        let bridged = runs[i].join();
+        let (direct, report) = directs[i].join();
+        judge(&cell(clients[i]), t0, &bridged, &direct, &report, &|| {
+            context(&bridge, &upstream)
+        });
+    }
+}
+
+/// A legacy FastMCP server upgraded in place to Streamable HTTP (same port, same URL) under a
+/// running bridge started without a transport flag: clients of both generations work before
+/// and after, each compared with its own direct run, and the bridge never restarts.
+fn run_upgrade_cell() {
+    require_peers();
+    let t0 = Instant::now();
+    let clients = [ClientSw::Py1Sse, ClientSw::TsStreamable];
+    let mut directs = clients.map(|c| spawn_direct(c, ServerSw::FastMcp));
+    let directs: Vec<(ClientRun, String)> = directs.iter_mut().map(JoinOnDrop::join).collect();
+    let port = free_port();
+    let mut bridge = None;
+    for transport in [Transport::Sse, Transport::Streamable] {
+        let upstream = start_server_at(ServerSw::FastMcp, transport, Some((port, "/mcp")));
+        let bridge: &Bridge =
+            bridge.get_or_insert_with(|| start_bridge(&upstream.url, Upstream::Default, &[]));
+        for (c, (direct, report)) in clients.iter().zip(&directs) {
+            let cell = format!("{c:?} client -> bridge (no transport flag) -> FastMcp upgraded in place, now {transport:?}");
+            let bridged = spawn_bridged(*c, bridge, format!("bridged {cell}")).join();
+            judge(&cell, t0, &bridged, direct, report, &|| {
+                context(bridge, &upstream)
+            });
+        }
+        drop(upstream); // the server goes down; the next one takes its port
+    }
+    let log = bridge.expect("started").proc.output();
+    let detected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("transport_detected"))
+        .collect();
+    assert!(
+        detected.len() >= 2 && detected.last().unwrap().contains("speaks streamable"),
+        "the bridge should log detecting sse, then streamable:\n{}",
+        detected.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The deploy cell: HTTPS and a bearer token in front of a real server
 // ---------------------------------------------------------------------------------------------
@@ -1074,6 +1155,32 @@ mod interop {
         streamable_py1_to_streamable_fastmcp_auto: Py1Streamable -> FastMcp Streamable via Auto;
         streamable_py2_to_streamable_everything_auto: Py2Client -> Everything Streamable via Auto;
         streamable_py2_to_streamable_fastmcp_auto: Py2Client -> FastMcp Streamable via Auto;
+    }
+
+    // Side by side: a legacy and a Streamable client at the same time through one bridge
+    // started with no transport flag, in front of a real server of either generation.
+    #[test]
+    fn side_by_side_legacy_ts_and_streamable_py2_to_streamable_everything() {
+        super::run_side_by_side(
+            [ClientSw::TsSse, ClientSw::Py2Client],
+            ServerSw::Everything,
+            Transport::Streamable,
+        );
+    }
+
+    #[test]
+    fn side_by_side_legacy_py1_and_streamable_ts_to_legacy_fastmcp() {
+        super::run_side_by_side(
+            [ClientSw::Py1Sse, ClientSw::TsStreamable],
+            ServerSw::FastMcp,
+            Transport::Sse,
+        );
+    }
+
+    // The server is upgraded from legacy to Streamable under a running bridge.
+    #[test]
+    fn both_generations_follow_fastmcp_upgraded_in_place() {
+        super::run_upgrade_cell();
     }
 
     // Deploying: Python mcp 1.x with `headers=` (bearer token) over HTTPS (certificate made at

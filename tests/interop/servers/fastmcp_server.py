@@ -1,6 +1,6 @@
 """FastMCP (Python `mcp` 1.x) interop server for mcp-bridge.
 
-Usage: python fastmcp_server.py --transport sse|streamable-http --port N
+Usage: python fastmcp_server.py --transport sse|streamable-http --port N [--path /mcp]
 
 Binds 127.0.0.1 only. Tools:
   echo(text)            -> "echo: <text>"
@@ -26,12 +26,15 @@ from mcp.server.fastmcp import Context, FastMCP
 from mcp.types import SamplingMessage, TextContent
 
 
-def build(port: int) -> FastMCP:
+def build(port: int, path: str | None) -> FastMCP:
+    # --path serves either transport on the same URL, as a server upgraded in place does.
+    paths = {"sse_path": path, "streamable_http_path": path} if path else {}
     mcp = FastMCP(
         "interop-fastmcp",
         host="127.0.0.1",
         port=port,
         log_level="INFO",  # uvicorn access lines: what the upstream saw, for failure reports
+        **paths,
     )
 
     @mcp.tool()
@@ -87,11 +90,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--transport", choices=["sse", "streamable-http"], required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--path", help="the endpoint path of either transport (default /sse or /mcp)")
     args = ap.parse_args()
     if os.environ.get("INTEROP_PARENT_WATCH") != "0":
         watch_parent()
     print(f"fastmcp interop server: {args.transport} on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    build(args.port).run(transport=args.transport)
+    build(args.port, args.path).run(transport=args.transport)
     return 0
 
 
