@@ -942,7 +942,7 @@ fn run_upgrade_cell() {
     let log = bridge.expect("started").proc.output();
     let detected: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("transport_detected"))
+        .filter(|l| l.contains("kind=\"transport_detected\""))
         .collect();
     assert!(
         detected.len() >= 2 && detected.last().unwrap().contains("speaks streamable"),
