@@ -143,6 +143,7 @@ fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
             let open = sessions.len();
             high = high.max(open);
             if high >= RELEASE_AFTER && open <= high / 2 {
+                sessions.shrink();
                 release_free_memory();
                 high = open;
             }

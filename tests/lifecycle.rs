@@ -17,6 +17,14 @@ async fn idle_session_is_reaped_and_its_upstream_session_deleted() {
         "upstream DELETE"
     );
     assert_eq!(bridge.session_count(), 0);
+    // The DELETE's connection is closed, not pooled: a burst of ending sessions must not
+    // leave an idle upstream connection behind for each.
+    let delete = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "DELETE")
+        .expect("recorded DELETE");
+    assert_eq!(delete.header("connection"), Some("close"));
     let later = client.request("tools/list", json!({})).await;
     assert!(format!("{later:?}").contains("404"), "{later:?}");
 }

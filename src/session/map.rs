@@ -38,6 +38,11 @@ impl SessionMap {
         self.sessions.remove(id);
     }
 
+    /// Give back the table's spare capacity (after a burst of sessions has ended).
+    pub fn shrink(&self) {
+        self.sessions.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }

@@ -558,9 +558,14 @@ impl Upstream {
             let Some(sid) = &st.session_id else {
                 return;
             };
+            // Closed after use, not pooled: sessions often end in bursts (a client fleet
+            // going away, shutdown), and awc reaps idle pooled connections only when it next
+            // connects, so a burst of DELETEs would otherwise pin a connection (and its
+            // buffers) each, indefinitely.
             let mut req = self
                 .client
                 .delete(self.shared.cfg.upstream.as_str())
+                .force_close()
                 .insert_header((SESSION_HEADER, sid.as_str()));
             if let Some(v) = &st.version {
                 req = req.insert_header((VERSION_HEADER, v.as_str()));
