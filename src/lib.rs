@@ -121,7 +121,12 @@ fn build_admin(admin: Admin, listen: SocketAddr) -> std::io::Result<(Server, Soc
 
 /// Run the admin listener (if any) beside the bridge, and return the bridge's server.
 fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
-    spawn_reaper(built.sessions.clone(), idle, lifetime);
+    spawn_reaper(
+        built.sessions.clone(),
+        built.upstream.clone(),
+        idle,
+        lifetime,
+    );
     if let Some((admin, addr)) = built.admin {
         tracing::info!(%addr, "admin listener: /healthz /readyz /metrics");
         actix_web::rt::spawn(admin);
@@ -130,7 +135,12 @@ fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
 }
 
 /// Reap idle and too old sessions, and expired streams, on an interval.
-fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
+fn spawn_reaper(
+    sessions: Arc<SessionMap>,
+    upstream: Arc<UpstreamShared>,
+    idle: Duration,
+    lifetime: Duration,
+) {
     let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -139,8 +149,10 @@ fn spawn_reaper(sessions: Arc<SessionMap>, idle: Duration, lifetime: Duration) {
             tick.tick().await;
             sessions.sweep(idle, lifetime);
             // After a burst of sessions has ended, hand the freed memory back to the OS
-            // (the allocator keeps it otherwise, and RSS would stay at the peak).
-            let open = sessions.len();
+            // (the allocator keeps it otherwise, and RSS would stay at the peak). Counted by
+            // upstream drivers, which outlive their session until the upstream session is
+            // closed (a DELETE away): the memory is free only then.
+            let open = upstream.live_drivers().max(sessions.len());
             high = high.max(open);
             if high >= RELEASE_AFTER && open <= high / 2 {
                 sessions.shrink();

@@ -47,6 +47,11 @@ impl UpstreamShared {
         }
     }
 
+    /// Upstream connections still alive: one per session, until its upstream session is closed.
+    pub fn live_drivers(&self) -> usize {
+        self.live_drivers.load(Ordering::Acquire)
+    }
+
     /// At shutdown, after every session was ended: wait (at most `deadline`) until the
     /// drivers have closed their upstream sessions.
     pub async fn drained(&self, deadline: std::time::Duration) -> bool {
