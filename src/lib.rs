@@ -144,20 +144,25 @@ fn spawn_reaper(
     let every = (idle.min(lifetime) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
-        let mut high = 0;
+        let (mut high, mut trims_left) = (0, 0);
         loop {
             tick.tick().await;
             sessions.sweep(idle, lifetime);
             // After a burst of sessions has ended, hand the freed memory back to the OS
             // (the allocator keeps it otherwise, and RSS would stay at the peak). Counted by
             // upstream drivers, which outlive their session until the upstream session is
-            // closed (a DELETE away): the memory is free only then.
+            // closed (a DELETE away); connections and tasks are freed a moment later still,
+            // so the release is repeated on the next few ticks.
             let open = upstream.live_drivers().max(sessions.len());
             high = high.max(open);
             if high >= RELEASE_AFTER && open <= high / 2 {
                 sessions.shrink();
-                release_free_memory();
                 high = open;
+                trims_left = RELEASE_TICKS;
+            }
+            if trims_left > 0 {
+                trims_left -= 1;
+                release_free_memory();
             }
         }
     });
@@ -165,6 +170,8 @@ fn spawn_reaper(
 
 /// Sessions that must have come and gone before freed memory is returned to the OS.
 const RELEASE_AFTER: usize = 64;
+/// Reaper ticks on which the memory freed after such a burst is returned.
+const RELEASE_TICKS: u32 = 3;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
