@@ -1007,8 +1007,11 @@ struct Table {
 }
 
 impl Table {
-    fn push(&mut self, r: [String; 6]) {
-        self.rows.push(r);
+    /// One row of a scenario and pair: direct, via bridge, ratio, notes.
+    fn row(&mut self, scenario: &str, pair: &str, cells: [String; 4]) {
+        let [direct, bridge, ratio, notes] = cells;
+        self.rows
+            .push([scenario.into(), pair.into(), direct, bridge, ratio, notes]);
     }
     fn render(&self) -> String {
         let mut s = String::from(
@@ -1056,50 +1059,60 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                 if title.starts_with("(a)") {
                     let add50 = b.latency.p50_us - d.latency.p50_us;
                     let add99 = b.latency.p99_us - d.latency.p99_us;
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p50_us),
-                        ms(b.latency.p50_us),
-                        ratio(d.latency.p50_us, b.latency.p50_us),
-                        format!(
-                            "p50; added {:+.3} ms{}",
-                            add50 / 1e3,
-                            spread(&|us| format!("{:.3}", us / 1e3))
-                        ),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p90_us),
-                        ms(b.latency.p90_us),
-                        ratio(d.latency.p90_us, b.latency.p90_us),
-                        "p90".into(),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p99_us),
-                        ms(b.latency.p99_us),
-                        ratio(d.latency.p99_us, b.latency.p99_us),
-                        format!("p99; added {:+.3} ms", add99 / 1e3),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.max_us),
-                        ms(b.latency.max_us),
-                        ratio(d.latency.max_us, b.latency.max_us),
-                        "max".into(),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        format!("{:.0}/s", d.calls_per_s),
-                        format!("{:.0}/s", b.calls_per_s),
-                        ratio(d.calls_per_s, b.calls_per_s),
-                        format!("calls/s; {dq}{bq}"),
-                    ]);
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p50_us),
+                            ms(b.latency.p50_us),
+                            ratio(d.latency.p50_us, b.latency.p50_us),
+                            format!(
+                                "p50; added {:+.3} ms{}",
+                                add50 / 1e3,
+                                spread(&|us| format!("{:.3}", us / 1e3))
+                            ),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p90_us),
+                            ms(b.latency.p90_us),
+                            ratio(d.latency.p90_us, b.latency.p90_us),
+                            "p90".into(),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p99_us),
+                            ms(b.latency.p99_us),
+                            ratio(d.latency.p99_us, b.latency.p99_us),
+                            format!("p99; added {:+.3} ms", add99 / 1e3),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.max_us),
+                            ms(b.latency.max_us),
+                            ratio(d.latency.max_us, b.latency.max_us),
+                            "max".into(),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            format!("{:.0}/s", d.calls_per_s),
+                            format!("{:.0}/s", b.calls_per_s),
+                            ratio(d.calls_per_s, b.calls_per_s),
+                            format!("calls/s; {dq}{bq}"),
+                        ],
+                    );
                     if direct.is_some() {
                         checks.push((
                             format!("added p50 ≤ 0.15 ms ({pair})"),
@@ -1113,36 +1126,42 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                         ));
                     }
                 } else if title.starts_with("(b)") {
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        format!("{:.0}/s", d.calls_per_s),
-                        format!("{:.0}/s", b.calls_per_s),
-                        ratio(d.calls_per_s, b.calls_per_s),
-                        format!("calls/s; {dq}{bq}{}", spread(&|v| format!("{v:.0}"))),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p50_us),
-                        ms(b.latency.p50_us),
-                        ratio(d.latency.p50_us, b.latency.p50_us),
-                        "p50".into(),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p99_us),
-                        ms(b.latency.p99_us),
-                        ratio(d.latency.p99_us, b.latency.p99_us),
-                        format!(
-                            "p99; p99.9 {} vs {}, max {} vs {}",
-                            ms(d.latency.p999_us),
-                            ms(b.latency.p999_us),
-                            ms(d.latency.max_us),
-                            ms(b.latency.max_us)
-                        ),
-                    ]);
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            format!("{:.0}/s", d.calls_per_s),
+                            format!("{:.0}/s", b.calls_per_s),
+                            ratio(d.calls_per_s, b.calls_per_s),
+                            format!("calls/s; {dq}{bq}{}", spread(&|v| format!("{v:.0}"))),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p50_us),
+                            ms(b.latency.p50_us),
+                            ratio(d.latency.p50_us, b.latency.p50_us),
+                            "p50".into(),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p99_us),
+                            ms(b.latency.p99_us),
+                            ratio(d.latency.p99_us, b.latency.p99_us),
+                            format!(
+                                "p99; p99.9 {} vs {}, max {} vs {}",
+                                ms(d.latency.p999_us),
+                                ms(b.latency.p999_us),
+                                ms(d.latency.max_us),
+                                ms(b.latency.max_us)
+                            ),
+                        ],
+                    );
                     checks.push((
                         format!("≥ 15,000 calls/s via bridge ({pair})"),
                         format!("{:.0}/s", b.calls_per_s),
@@ -1157,46 +1176,54 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                         ));
                     }
                 } else if title.starts_with("(c)") {
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        format!("{:.0}/s", d.notifications_per_s),
-                        format!("{:.0}/s", b.notifications_per_s),
-                        ratio(d.notifications_per_s, b.notifications_per_s),
-                        format!("notifications/s; {dq}{bq}"),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p50_us),
-                        ms(b.latency.p50_us),
-                        ratio(d.latency.p50_us, b.latency.p50_us),
-                        format!("p50 per call ({:.0} calls/s via bridge)", b.calls_per_s),
-                    ]);
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            format!("{:.0}/s", d.notifications_per_s),
+                            format!("{:.0}/s", b.notifications_per_s),
+                            ratio(d.notifications_per_s, b.notifications_per_s),
+                            format!("notifications/s; {dq}{bq}"),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p50_us),
+                            ms(b.latency.p50_us),
+                            ratio(d.latency.p50_us, b.latency.p50_us),
+                            format!("p50 per call ({:.0} calls/s via bridge)", b.calls_per_s),
+                        ],
+                    );
                 } else {
                     let mibs = |r: &LoadResult| {
                         r.result_bytes as f64 / r.window_s.max(1e-9) / (1 << 20) as f64
                     };
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        ms(d.latency.p50_us),
-                        ms(b.latency.p50_us),
-                        ratio(d.latency.p50_us, b.latency.p50_us),
-                        format!(
-                            "p50; p99 {} vs {}",
-                            ms(d.latency.p99_us),
-                            ms(b.latency.p99_us)
-                        ),
-                    ]);
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        format!("{:.0} MiB/s", mibs(&d)),
-                        format!("{:.0} MiB/s", mibs(b)),
-                        ratio(mibs(&d), mibs(b)),
-                        format!("result throughput; {dq}{bq}"),
-                    ]);
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            ms(d.latency.p50_us),
+                            ms(b.latency.p50_us),
+                            ratio(d.latency.p50_us, b.latency.p50_us),
+                            format!(
+                                "p50; p99 {} vs {}",
+                                ms(d.latency.p99_us),
+                                ms(b.latency.p99_us)
+                            ),
+                        ],
+                    );
+                    t.row(
+                        title,
+                        &pair,
+                        [
+                            format!("{:.0} MiB/s", mibs(&d)),
+                            format!("{:.0} MiB/s", mibs(b)),
+                            ratio(mibs(&d), mibs(b)),
+                            format!("result throughput; {dq}{bq}"),
+                        ],
+                    );
                 }
                 let bad = b.errors
                     + b.open_errors
@@ -1239,38 +1266,43 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                 let errs = b.open_errors
                     + b.close_errors
                     + d.map_or(0, |d| d.open_errors + d.close_errors);
-                t.push([
-                    title.clone(),
-                    pair.clone(),
-                    d.map_or("–".into(), |d| format!("{:.2} s", d.open_s)),
-                    format!("{:.2} s", b.open_s),
-                    d.map_or("–".into(), |d| ratio(d.open_s, b.open_s)),
-                    format!(
-                        "time to open ({:.0}/s via bridge); {errs} errors",
-                        b.opened as f64 / b.open_s.max(1e-9)
-                    ),
-                ]);
-                t.push([
-                    title.clone(),
-                    pair.clone(),
-                    "–".into(),
-                    format!("{:.1} KiB", b.per_session_kib()),
-                    "–".into(),
-                    format!(
-                        "bridge RSS per session ({} → {} KiB; {} fds open)",
-                        b.rss_before_kib, b.rss_open_kib, b.fds_open
-                    ),
-                ]);
+                t.row(
+                    &title,
+                    &pair,
+                    [
+                        d.map_or("–".into(), |d| format!("{:.2} s", d.open_s)),
+                        format!("{:.2} s", b.open_s),
+                        d.map_or("–".into(), |d| ratio(d.open_s, b.open_s)),
+                        format!(
+                            "time to open ({:.0}/s via bridge); {errs} errors",
+                            b.opened as f64 / b.open_s.max(1e-9)
+                        ),
+                    ],
+                );
+                t.row(
+                    &title,
+                    &pair,
+                    [
+                        "–".into(),
+                        format!("{:.1} KiB", b.per_session_kib()),
+                        "–".into(),
+                        format!(
+                            "bridge RSS per session ({} → {} KiB; {} fds open)",
+                            b.rss_before_kib, b.rss_open_kib, b.fds_open
+                        ),
+                    ],
+                );
                 let back = b.rss_after_kib as f64 / b.rss_start_kib.max(1) as f64;
                 let measured_after = b.rss_after_kib > 0;
                 if measured_after {
-                    t.push([
-                        title.clone(),
-                        pair.clone(),
-                        "–".into(),
-                        format!("{} KiB", b.rss_after_kib),
-                        "–".into(),
-                        format!(
+                    t.row(
+                        &title,
+                        &pair,
+                        [
+                            "–".into(),
+                            format!("{} KiB", b.rss_after_kib),
+                            "–".into(),
+                            format!(
                             "bridge RSS after close = {:.0} % of start ({} KiB); {} {:.1} s; {}",
                             back * 100.0,
                             b.rss_start_kib,
@@ -1285,7 +1317,8 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                                 None => "RSS not back near start within 8 s".into(),
                             }
                         ),
-                    ]);
+                        ],
+                    );
                 }
                 if !b.listen
                     && measured_after
