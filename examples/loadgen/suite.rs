@@ -1007,6 +1007,38 @@ struct Table {
 }
 
 impl Table {
+    /// A row of latencies (µs), shown in ms with their ratio.
+    fn ms_row(
+        &mut self,
+        scenario: &str,
+        pair: &str,
+        direct: f64,
+        bridge: f64,
+        notes: impl Into<String>,
+    ) {
+        let cells = [ms(direct), ms(bridge), ratio(direct, bridge), notes.into()];
+        self.row(scenario, pair, cells);
+    }
+
+    /// A row of rates, shown as whole numbers followed by `unit`, with their ratio.
+    fn rate_row(
+        &mut self,
+        scenario: &str,
+        pair: &str,
+        direct: f64,
+        bridge: f64,
+        unit: &str,
+        notes: impl Into<String>,
+    ) {
+        let cells = [
+            format!("{direct:.0}{unit}"),
+            format!("{bridge:.0}{unit}"),
+            ratio(direct, bridge),
+            notes.into(),
+        ];
+        self.row(scenario, pair, cells);
+    }
+
     /// One row of a scenario and pair: direct, via bridge, ratio, notes.
     fn row(&mut self, scenario: &str, pair: &str, cells: [String; 4]) {
         let [direct, bridge, ratio, notes] = cells;
@@ -1059,59 +1091,33 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                 if title.starts_with("(a)") {
                     let add50 = b.latency.p50_us - d.latency.p50_us;
                     let add99 = b.latency.p99_us - d.latency.p99_us;
-                    t.row(
+                    t.ms_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p50_us),
-                            ms(b.latency.p50_us),
-                            ratio(d.latency.p50_us, b.latency.p50_us),
-                            format!(
-                                "p50; added {:+.3} ms{}",
-                                add50 / 1e3,
-                                spread(&|us| format!("{:.3}", us / 1e3))
-                            ),
-                        ],
+                        d.latency.p50_us,
+                        b.latency.p50_us,
+                        format!(
+                            "p50; added {:+.3} ms{}",
+                            add50 / 1e3,
+                            spread(&|us| format!("{:.3}", us / 1e3))
+                        ),
                     );
-                    t.row(
+                    t.ms_row(title, &pair, d.latency.p90_us, b.latency.p90_us, "p90");
+                    t.ms_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p90_us),
-                            ms(b.latency.p90_us),
-                            ratio(d.latency.p90_us, b.latency.p90_us),
-                            "p90".into(),
-                        ],
+                        d.latency.p99_us,
+                        b.latency.p99_us,
+                        format!("p99; added {:+.3} ms", add99 / 1e3),
                     );
-                    t.row(
+                    t.ms_row(title, &pair, d.latency.max_us, b.latency.max_us, "max");
+                    t.rate_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p99_us),
-                            ms(b.latency.p99_us),
-                            ratio(d.latency.p99_us, b.latency.p99_us),
-                            format!("p99; added {:+.3} ms", add99 / 1e3),
-                        ],
-                    );
-                    t.row(
-                        title,
-                        &pair,
-                        [
-                            ms(d.latency.max_us),
-                            ms(b.latency.max_us),
-                            ratio(d.latency.max_us, b.latency.max_us),
-                            "max".into(),
-                        ],
-                    );
-                    t.row(
-                        title,
-                        &pair,
-                        [
-                            format!("{:.0}/s", d.calls_per_s),
-                            format!("{:.0}/s", b.calls_per_s),
-                            ratio(d.calls_per_s, b.calls_per_s),
-                            format!("calls/s; {dq}{bq}"),
-                        ],
+                        d.calls_per_s,
+                        b.calls_per_s,
+                        "/s",
+                        format!("calls/s; {dq}{bq}"),
                     );
                     if direct.is_some() {
                         checks.push((
@@ -1126,41 +1132,27 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                         ));
                     }
                 } else if title.starts_with("(b)") {
-                    t.row(
+                    t.rate_row(
                         title,
                         &pair,
-                        [
-                            format!("{:.0}/s", d.calls_per_s),
-                            format!("{:.0}/s", b.calls_per_s),
-                            ratio(d.calls_per_s, b.calls_per_s),
-                            format!("calls/s; {dq}{bq}{}", spread(&|v| format!("{v:.0}"))),
-                        ],
+                        d.calls_per_s,
+                        b.calls_per_s,
+                        "/s",
+                        format!("calls/s; {dq}{bq}{}", spread(&|v| format!("{v:.0}"))),
                     );
-                    t.row(
+                    t.ms_row(title, &pair, d.latency.p50_us, b.latency.p50_us, "p50");
+                    t.ms_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p50_us),
-                            ms(b.latency.p50_us),
-                            ratio(d.latency.p50_us, b.latency.p50_us),
-                            "p50".into(),
-                        ],
-                    );
-                    t.row(
-                        title,
-                        &pair,
-                        [
-                            ms(d.latency.p99_us),
-                            ms(b.latency.p99_us),
-                            ratio(d.latency.p99_us, b.latency.p99_us),
-                            format!(
-                                "p99; p99.9 {} vs {}, max {} vs {}",
-                                ms(d.latency.p999_us),
-                                ms(b.latency.p999_us),
-                                ms(d.latency.max_us),
-                                ms(b.latency.max_us)
-                            ),
-                        ],
+                        d.latency.p99_us,
+                        b.latency.p99_us,
+                        format!(
+                            "p99; p99.9 {} vs {}, max {} vs {}",
+                            ms(d.latency.p999_us),
+                            ms(b.latency.p999_us),
+                            ms(d.latency.max_us),
+                            ms(b.latency.max_us)
+                        ),
                     );
                     checks.push((
                         format!("≥ 15,000 calls/s via bridge ({pair})"),
@@ -1176,53 +1168,43 @@ fn markdown(rep: &Report, args: &SuiteArgs) -> String {
                         ));
                     }
                 } else if title.starts_with("(c)") {
-                    t.row(
+                    t.rate_row(
                         title,
                         &pair,
-                        [
-                            format!("{:.0}/s", d.notifications_per_s),
-                            format!("{:.0}/s", b.notifications_per_s),
-                            ratio(d.notifications_per_s, b.notifications_per_s),
-                            format!("notifications/s; {dq}{bq}"),
-                        ],
+                        d.notifications_per_s,
+                        b.notifications_per_s,
+                        "/s",
+                        format!("notifications/s; {dq}{bq}"),
                     );
-                    t.row(
+                    t.ms_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p50_us),
-                            ms(b.latency.p50_us),
-                            ratio(d.latency.p50_us, b.latency.p50_us),
-                            format!("p50 per call ({:.0} calls/s via bridge)", b.calls_per_s),
-                        ],
+                        d.latency.p50_us,
+                        b.latency.p50_us,
+                        format!("p50 per call ({:.0} calls/s via bridge)", b.calls_per_s),
                     );
                 } else {
                     let mibs = |r: &LoadResult| {
                         r.result_bytes as f64 / r.window_s.max(1e-9) / (1 << 20) as f64
                     };
-                    t.row(
+                    t.ms_row(
                         title,
                         &pair,
-                        [
-                            ms(d.latency.p50_us),
-                            ms(b.latency.p50_us),
-                            ratio(d.latency.p50_us, b.latency.p50_us),
-                            format!(
-                                "p50; p99 {} vs {}",
-                                ms(d.latency.p99_us),
-                                ms(b.latency.p99_us)
-                            ),
-                        ],
+                        d.latency.p50_us,
+                        b.latency.p50_us,
+                        format!(
+                            "p50; p99 {} vs {}",
+                            ms(d.latency.p99_us),
+                            ms(b.latency.p99_us)
+                        ),
                     );
-                    t.row(
+                    t.rate_row(
                         title,
                         &pair,
-                        [
-                            format!("{:.0} MiB/s", mibs(&d)),
-                            format!("{:.0} MiB/s", mibs(b)),
-                            ratio(mibs(&d), mibs(b)),
-                            format!("result throughput; {dq}{bq}"),
-                        ],
+                        mibs(&d),
+                        mibs(b),
+                        " MiB/s",
+                        format!("result throughput; {dq}{bq}"),
                     );
                 }
                 let bad = b.errors
