@@ -8,10 +8,43 @@ use std::process::Command;
 
 use support::*;
 
-fn bridge_with_admin(upstream: &str, extra: &[&str]) -> Bridge {
+/// A bridge with its admin listener and (unless the test names its own) a journal, so that
+/// each difference is checked both as a metric and as a structured record.
+struct Observed {
+    bridge: Bridge,
+    journal: Option<PathBuf>,
+}
+
+impl std::ops::Deref for Observed {
+    type Target = Bridge;
+    fn deref(&self) -> &Bridge {
+        &self.bridge
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(p) = &self.journal {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn bridge_with_admin(upstream: &str, extra: &[&str]) -> Observed {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let journal = (!extra.contains(&"--journal")).then(|| {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        temp_path(&format!("differences-{n}"))
+    });
     let mut args = vec!["--admin-listen", "127.0.0.1:0"];
+    if let Some(p) = &journal {
+        args.extend(["--journal", p.to_str().unwrap()]);
+    }
     args.extend_from_slice(extra);
-    bridge(upstream, &args)
+    Observed {
+        bridge: bridge(upstream, &args),
+        journal,
+    }
 }
 
 /// `/metrics` as `series → value`; panics on any line that is not Prometheus text.
@@ -46,9 +79,34 @@ fn diff(m: &HashMap<String, f64>, kind: &str) -> f64 {
     m[&format!("mcp_bridge_differences_total{{kind=\"{kind}\"}}")]
 }
 
-async fn assert_difference(bridge: &Bridge, kind: &str) {
+/// `kind` was counted in `/metrics` and journaled as a record naming the session, both
+/// transports and a reason.
+async fn assert_difference(bridge: &Observed, kind: &str) {
     let m = scrape(bridge).await;
     assert!(diff(&m, kind) >= 1.0, "{kind} not recorded");
+    let path = bridge.journal.as_ref().expect("a journal");
+    let record = |line: &str| -> Option<Value> {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["type"] == "difference" && v["difference"] == kind).then_some(v)
+    };
+    let mut found = None;
+    eventually(|| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        found = text.lines().find_map(record);
+        found.is_some()
+    })
+    .await;
+    let r = found.unwrap_or_else(|| panic!("no journal record of {kind}"));
+    assert_eq!(r["session"].as_str().map(str::len), Some(32), "{r}");
+    assert!(
+        ["sse", "streamable"].contains(&r["client_transport"].as_str().unwrap()),
+        "{r}"
+    );
+    assert!(
+        ["pending", "sse", "streamable"].contains(&r["upstream_transport"].as_str().unwrap()),
+        "{r}"
+    );
+    assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
 }
 
 #[actix_rt::test]
