@@ -81,7 +81,7 @@ fn diff(m: &HashMap<String, f64>, kind: &str) -> f64 {
 
 /// `kind` was counted in `/metrics` and journaled as a record naming the session, both
 /// transports and a reason.
-async fn assert_difference(bridge: &Observed, kind: &str) {
+async fn assert_difference(bridge: &Observed, kind: &str) -> Value {
     let m = scrape(bridge).await;
     assert!(diff(&m, kind) >= 1.0, "{kind} not recorded");
     let path = bridge.journal.as_ref().expect("a journal");
@@ -107,6 +107,7 @@ async fn assert_difference(bridge: &Observed, kind: &str) {
         "{r}"
     );
     assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+    r
 }
 
 #[actix_rt::test]
@@ -164,8 +165,12 @@ async fn streamable_upstream_stream_differences() {
         .await
         .unwrap();
     assert!(ex.result().is_some());
-    assert_difference(&bridge, "priming_dropped").await;
-    assert_difference(&bridge, "stream_resumed").await;
+    // Both name the request whose upstream stream it was.
+    let primed = assert_difference(&bridge, "priming_dropped").await;
+    assert_eq!(primed["method"], "tools/call", "{primed}");
+    let resumed = assert_difference(&bridge, "stream_resumed").await;
+    assert_eq!(resumed["method"], "tools/call", "{resumed}");
+    assert!(resumed["id"].is_number(), "{resumed}");
 }
 
 #[actix_rt::test]

@@ -113,12 +113,11 @@ impl Observer {
         &self,
         l: &Labels<'_>,
         kind: Difference,
-        msg: Option<&Message>,
+        method: Option<&str>,
+        id: Option<&Id>,
         reason: &str,
     ) {
         self.metrics.difference(kind);
-        let method = msg.and_then(Message::method);
-        let id = msg.and_then(|m| m.id.as_ref());
         emit(kind, l.session, l.client, l.upstream, method, id, reason);
         self.journal(|| {
             format!(

@@ -229,6 +229,7 @@ impl Session {
         }
     }
 
+    /// Record a difference about `msg` (its method and id go into the record).
     pub fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str) {
         let upstream = {
             let mut st = self.lock();
@@ -236,6 +237,22 @@ impl Session {
             st.upstream_transport
         };
         self.emit_difference(kind, upstream, msg, reason);
+    }
+
+    /// Record a difference about the client's request `id` (its method is looked up among
+    /// the requests in flight); `None`: about no request in particular.
+    pub fn request_difference(&self, kind: Difference, id: Option<&Id>, reason: &str) {
+        let (upstream, method) = {
+            let mut st = self.lock();
+            st.stats.differences.add(kind);
+            let method = id
+                .and_then(|id| st.pending.get(id))
+                .map(|p| p.method.clone());
+            (st.upstream_transport, method)
+        };
+        let _e = self.span.enter();
+        self.obs
+            .difference(&self.labels(upstream), kind, method.as_deref(), id, reason);
     }
 
     fn emit_difference(
@@ -246,8 +263,10 @@ impl Session {
         reason: &str,
     ) {
         let _e = self.span.enter();
+        let method = msg.and_then(Message::method);
+        let id = msg.and_then(|m| m.id.as_ref());
         self.obs
-            .difference(&self.labels(upstream), kind, msg, reason);
+            .difference(&self.labels(upstream), kind, method, id, reason);
     }
 
     // ---- client → upstream -------------------------------------------------------------

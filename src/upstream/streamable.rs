@@ -210,14 +210,14 @@ impl Upstream {
             match reader.next().await {
                 Ok(Some(ev)) => {
                     failed_attempts = 0;
-                    if !self.note_priming(&mut reader)
+                    if !self.note_priming(&mut reader, request.as_ref())
                         || !self.relay_event(ev, request.as_ref(), &mut answered).await
                     {
                         return;
                     }
                 }
                 end => {
-                    self.note_priming(&mut reader);
+                    self.note_priming(&mut reader, request.as_ref());
                     if answered || request.is_none() {
                         return;
                     }
@@ -240,9 +240,9 @@ impl Upstream {
                         {
                             reader.replace_response(resp);
                             if let Some(s) = self.session.upgrade() {
-                                s.difference(
+                                s.request_difference(
                                     Difference::StreamResumed,
-                                    None,
+                                    request.as_ref(),
                                     &format!("upstream response stream broke; resumed with GET Last-Event-ID: {last_id}"),
                                 );
                             }
@@ -267,14 +267,14 @@ impl Upstream {
 
     /// Count priming events the reader consumed (they are never relayed). False when the
     /// session is gone.
-    fn note_priming(&self, reader: &mut EventReader) -> bool {
+    fn note_priming(&self, reader: &mut EventReader, request: Option<&Id>) -> bool {
         let Some(s) = self.session.upgrade() else {
             return false;
         };
         if reader.take_empty_events() > 0 {
-            s.difference(
+            s.request_difference(
                 Difference::PrimingDropped,
-                None,
+                request,
                 &format!(
                     "upstream priming event (id {:?}, empty data) kept as resume cursor, not relayed",
                     reader.last_event_id().unwrap_or("")
@@ -375,7 +375,7 @@ impl Upstream {
             let mut reader = EventReader::new(resp, self.shared.cfg.max_body + 64 * 1024);
             let mut ignored = false;
             while let Ok(Some(ev)) = reader.next().await {
-                if !self.note_priming(&mut reader)
+                if !self.note_priming(&mut reader, None)
                     || !self.relay_event(ev, None, &mut ignored).await
                 {
                     return;
