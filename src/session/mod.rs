@@ -236,7 +236,11 @@ impl Session {
             st.stats.differences.add(kind);
             st.upstream_transport
         };
-        self.emit_difference(kind, upstream, msg, reason);
+        let (method, id) = (
+            msg.and_then(Message::method),
+            msg.and_then(|m| m.id.as_ref()),
+        );
+        self.emit_difference(kind, upstream, method, id, reason);
     }
 
     /// Record a difference about the client's request `id` (its method is looked up among
@@ -250,21 +254,19 @@ impl Session {
                 .map(|p| p.method.clone());
             (st.upstream_transport, method)
         };
-        let _e = self.span.enter();
-        self.obs
-            .difference(&self.labels(upstream), kind, method.as_deref(), id, reason);
+        self.emit_difference(kind, upstream, method.as_deref(), id, reason);
     }
 
+    /// Emit a difference already counted in the session's stats.
     fn emit_difference(
         &self,
         kind: Difference,
         upstream: &'static str,
-        msg: Option<&Message>,
+        method: Option<&str>,
+        id: Option<&Id>,
         reason: &str,
     ) {
         let _e = self.span.enter();
-        let method = msg.and_then(Message::method);
-        let id = msg.and_then(|m| m.id.as_ref());
         self.obs
             .difference(&self.labels(upstream), kind, method, id, reason);
     }
@@ -419,7 +421,7 @@ impl Session {
                 let upstream = st.upstream_transport;
                 drop(st);
                 for (d, reason) in notes {
-                    self.emit_difference(d, upstream, Some(&msg), &reason);
+                    self.emit_difference(d, upstream, msg.method(), msg.id.as_ref(), &reason);
                 }
                 return None;
             };
@@ -466,7 +468,7 @@ impl Session {
             (wait, st.upstream_transport)
         };
         for (d, reason) in notes {
-            self.emit_difference(d, upstream, Some(&msg), &reason);
+            self.emit_difference(d, upstream, msg.method(), msg.id.as_ref(), &reason);
         }
         wait
     }
