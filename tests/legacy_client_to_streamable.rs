@@ -114,6 +114,33 @@ async fn unsolicited_notifications_come_from_the_upstream_get_stream() {
     assert_eq!(got, note, "byte for byte");
 }
 
+/// The server forgets the session while the bridge listens on its GET stream (a restart):
+/// the bridge re-initialises at once, and unsolicited messages flow again without waiting
+/// for the client's next request.
+#[actix_rt::test]
+async fn upstream_forgetting_the_session_under_the_get_stream_is_reinitialised() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let (_bridge, client) = connected(&server).await;
+    client.initialize("2025-06-18").await.unwrap();
+    assert!(server.wait_until(|s| s.get_streams() == 1, WAIT).await);
+    let initializes = |s: &FakeServer| {
+        s.requests()
+            .iter()
+            .filter(|r| r.rpc_method().as_deref() == Some("initialize"))
+            .count()
+    };
+    server.expire_sessions();
+    assert!(
+        server
+            .wait_until(|s| initializes(s) == 2 && s.get_streams() == 1, WAIT)
+            .await,
+        "re-initialised and listening again"
+    );
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}"#;
+    assert_eq!(server.send_unsolicited(note), 1);
+    assert_eq!(client.next_message(WAIT).await.as_deref(), Some(note));
+}
+
 #[actix_rt::test]
 async fn expired_upstream_session_is_reinitialised_transparently() {
     let server = FakeServer::start(ServerOptions::streamable());

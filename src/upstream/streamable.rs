@@ -83,7 +83,7 @@ impl Upstream {
             let status = resp.status();
             if status.as_u16() == 404 && !init && used_session.is_some() && !reinitialised {
                 drop(resp);
-                self.reinitialize(used_session, &msg).await?;
+                self.reinitialize(used_session, Some(&msg)).await?;
                 reinitialised = true;
                 continue;
             }
@@ -332,6 +332,7 @@ impl Upstream {
     async fn run_get_stream(self: Rc<Self>) {
         let mut backoff = Duration::from_secs(1);
         let mut last_id: Option<String> = None;
+        let mut opened = false;
         loop {
             if self.session.strong_count() == 0 {
                 return;
@@ -351,7 +352,18 @@ impl Upstream {
                     tracing::info!("upstream offers no standalone GET stream (405)");
                     return;
                 }
-                404 => return, // the session expired; re-initialisation restarts this task
+                // The server forgot the session while the bridge listened (it restarted):
+                // re-initialise now, so that its unsolicited messages flow again without
+                // waiting for the client's next request. That starts a new GET task.
+                404 if opened => {
+                    let expired = self.st.borrow().session_id.clone();
+                    if let Err(e) = self.reinitialize(expired, None).await {
+                        tracing::warn!("re-initialising the upstream session failed: {e}");
+                    }
+                    return;
+                }
+                // Refused from the start: a re-initialisation after a 404 on POST restarts it.
+                404 => return,
                 s if !(200..300).contains(&s) || http::media(&resp) != Media::EventStream => {
                     tracing::debug!(
                         "upstream GET stream answered HTTP {s}; retrying in {backoff:?}"
@@ -372,6 +384,7 @@ impl Upstream {
                 }
             }
             backoff = Duration::from_secs(1);
+            opened = true;
             let mut reader = EventReader::new(resp, self.shared.cfg.max_body + 64 * 1024);
             let mut ignored = false;
             while let Ok(Some(ev)) = reader.next().await {
@@ -470,7 +483,7 @@ impl Upstream {
     async fn reinitialize(
         self: &Rc<Self>,
         expired: Option<String>,
-        trigger: &Message,
+        trigger: Option<&Message>,
     ) -> Result<(), UpstreamError> {
         let _one_at_a_time = self.reinit.lock().await;
         if self.st.borrow().session_id != expired {
@@ -533,7 +546,7 @@ impl Upstream {
             s.set_upstream("streamable", new_session.as_deref());
             s.difference(
                 Difference::SessionReinitialised,
-                Some(trigger),
+                trigger,
                 &format!(
                     "upstream answered 404 for session {:?}; replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
                     expired.unwrap_or_default(),
