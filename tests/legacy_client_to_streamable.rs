@@ -283,6 +283,34 @@ async fn cancellation_passes_through() {
         .is_some());
 }
 
+/// A cancelled call's upstream stream is closed at once: the server (like the TypeScript SDK)
+/// never answers it, and it would otherwise hold a connection until the session ends.
+#[actix_rt::test]
+async fn cancelled_call_releases_its_upstream_stream() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let (_bridge, client) = connected(&server).await;
+    client.initialize("2025-06-18").await.unwrap();
+    assert!(
+        server.wait_until(|s| s.open_streams() == 1, WAIT).await,
+        "the GET stream"
+    );
+    let slow = r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"slow","arguments":{"ms":20000}}}"#;
+    assert_eq!(client.post_raw(slow).await.unwrap().status, 202);
+    assert!(
+        server.wait_until(|s| s.open_streams() == 2, WAIT).await,
+        "the call's stream"
+    );
+    let status = client
+        .notify("notifications/cancelled", json!({"requestId": 41}))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    assert!(
+        server.wait_until(|s| s.open_streams() == 1, WAIT).await,
+        "the cancelled call's stream is closed; the GET stream stays"
+    );
+}
+
 #[actix_rt::test]
 async fn keepalive_comments_flow_on_an_idle_legacy_stream() {
     let server = FakeServer::start(ServerOptions::streamable());

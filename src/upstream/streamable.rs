@@ -42,7 +42,8 @@ pub struct Upstream {
     client: awc::Client,
     session: Weak<Session>,
     st: RefCell<State>,
-    tasks: RefCell<Vec<JoinHandle<()>>>,
+    /// Readers of request streams, by the request they answer.
+    tasks: RefCell<Vec<(Option<Id>, JoinHandle<()>)>>,
     get_task: RefCell<Option<JoinHandle<()>>>,
     reinit: tokio::sync::Mutex<()>,
     next_id: Cell<u64>,
@@ -97,6 +98,9 @@ impl Upstream {
             if msg.method() == Some("notifications/initialized") {
                 self.start_get_stream();
             }
+            if let Some(cancelled) = &msg.cancels {
+                self.stop_reading(cancelled);
+            }
             return Ok(());
         }
     }
@@ -125,9 +129,8 @@ impl Upstream {
             Media::EventStream => {
                 let me = self.clone();
                 let reader = EventReader::new(resp, cfg.max_body + 64 * 1024);
-                self.track(actix_web::rt::spawn(
-                    me.read_request_stream(reader, request_id),
-                ));
+                let task = actix_web::rt::spawn(me.read_request_stream(reader, request_id.clone()));
+                self.track(request_id, task);
                 Ok(())
             }
             Media::Json => {
@@ -163,10 +166,23 @@ impl Upstream {
         }
     }
 
-    fn track(&self, task: JoinHandle<()>) {
+    fn track(&self, request: Option<Id>, task: JoinHandle<()>) {
         let mut tasks = self.tasks.borrow_mut();
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
+        tasks.retain(|(_, t)| !t.is_finished());
+        tasks.push((request, task));
+    }
+
+    /// The client cancelled `request`: stop reading its stream. Servers need not answer a
+    /// cancelled request (the TypeScript SDK never does), and its stream would otherwise
+    /// hold an upstream connection until the session ends.
+    fn stop_reading(&self, request: &Id) {
+        self.tasks.borrow_mut().retain(|(rid, t)| {
+            if rid.as_ref() == Some(request) {
+                t.abort();
+                return false;
+            }
+            !t.is_finished()
+        });
     }
 
     /// Hand one message to the session. False once the session is gone.
@@ -560,7 +576,7 @@ impl Upstream {
     /// End the upstream session: stop readers, then DELETE (405 is fine: not every server
     /// lets clients end sessions).
     pub async fn close(&self) {
-        for t in self.tasks.borrow_mut().drain(..) {
+        for (_, t) in self.tasks.borrow_mut().drain(..) {
             t.abort();
         }
         if let Some(t) = self.get_task.borrow_mut().take() {
