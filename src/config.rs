@@ -38,17 +38,40 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// URL of the upstream MCP server (its Streamable endpoint or its legacy SSE endpoint).
-    #[arg(long, env = "MCP_BRIDGE_UPSTREAM", required = true)]
-    pub upstream: Option<String>,
-
-    /// Transport the upstream speaks.
     #[arg(
         long,
-        env = "MCP_BRIDGE_UPSTREAM_TRANSPORT",
-        value_enum,
-        default_value = "auto"
+        env = "MCP_BRIDGE_UPSTREAM",
+        required_unless_present = "upstream_command"
     )]
-    pub upstream_transport: UpstreamTransport,
+    pub upstream: Option<String>,
+
+    /// Transport the upstream speaks (only with --upstream; default auto).
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_TRANSPORT", value_enum)]
+    pub upstream_transport: Option<UpstreamTransport>,
+
+    /// A stdio MCP server to run instead of an HTTP upstream, one process per session:
+    /// `'CMD ARGS…'`, split like a shell would (quotes, backslashes) but run without one.
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_COMMAND")]
+    pub upstream_command: Option<String>,
+
+    /// An environment variable for the stdio server, NAME=VALUE (repeatable). It gets only
+    /// these and a few harmless ones of the bridge's own (see the README).
+    /// (The environment twin holds one pair: values may contain commas.)
+    #[arg(long = "upstream-env", env = "MCP_BRIDGE_UPSTREAM_ENV")]
+    pub upstream_env: Vec<String>,
+
+    /// Working directory of the stdio server (default: the bridge's).
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_CWD")]
+    pub upstream_cwd: Option<std::path::PathBuf>,
+
+    /// Stdio server processes kept started ahead, so a new session never waits for one.
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_POOL", default_value_t = 2)]
+    pub upstream_pool: usize,
+
+    /// How long a stdio server gets to exit after its stdin is closed, and again after SIGTERM,
+    /// before it is killed.
+    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_STOP_GRACE", default_value = "2s", value_parser = parse_duration)]
+    pub upstream_stop_grace: Duration,
 
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MCP_BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -183,10 +206,52 @@ pub enum JournalAction {
     Summarize { file: std::path::PathBuf },
 }
 
+/// Where the upstream MCP server is.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// An HTTP server (Streamable or legacy SSE).
+    Http(Url),
+    /// A stdio server the bridge runs, one process per session.
+    Stdio(StdioCommand),
+}
+
+impl Upstream {
+    /// The HTTP URL; `None` for a stdio server.
+    pub fn url(&self) -> Option<&Url> {
+        match self {
+            Upstream::Http(u) => Some(u),
+            Upstream::Stdio(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Http(u) => write!(f, "{u}"),
+            Upstream::Stdio(c) => write!(f, "stdio:{}", c.line),
+        }
+    }
+}
+
+/// How to start the stdio server.
+#[derive(Clone, Debug)]
+pub struct StdioCommand {
+    /// The command line as given (for logs).
+    pub line: String,
+    pub program: String,
+    pub args: Vec<String>,
+    /// `--upstream-env` pairs, on top of the inherited allow-list.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<std::path::PathBuf>,
+    pub pool: usize,
+    pub stop_grace: Duration,
+}
+
 /// The validated configuration the bridge runs with.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub upstream: Url,
+    pub upstream: Upstream,
     pub upstream_transport: UpstreamTransport,
     pub listen: SocketAddr,
     pub sse_path: String,
@@ -242,17 +307,7 @@ impl TryFrom<Cli> for Config {
 
     fn try_from(cli: Cli) -> Result<Config, ConfigError> {
         let bad = |s: String| Err(ConfigError(s));
-        let raw_upstream = cli
-            .upstream
-            .as_deref()
-            .ok_or_else(|| ConfigError("--upstream is required".into()))?;
-        let upstream = Url::parse(raw_upstream)
-            .map_err(|e| ConfigError(format!("--upstream {raw_upstream:?}: {e}")))?;
-        if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
-            return bad(format!(
-                "--upstream {raw_upstream:?}: must be an http(s) URL"
-            ));
-        }
+        let upstream = upstream(&cli)?;
         let sse_path = normalize_path("--sse-path", &cli.sse_path)?;
         let messages_path = normalize_path("--messages-path", &cli.messages_path)?;
         let mcp_path = normalize_path("--mcp-path", &cli.mcp_path)?;
@@ -312,7 +367,7 @@ impl TryFrom<Cli> for Config {
             .map_err(|e| ConfigError(format!("--log-level {:?}: {e}", cli.log_level)))?;
         Ok(Config {
             upstream,
-            upstream_transport: cli.upstream_transport,
+            upstream_transport: cli.upstream_transport.unwrap_or(UpstreamTransport::Auto),
             listen: cli.listen,
             sse_path,
             messages_path,
@@ -345,6 +400,67 @@ impl TryFrom<Cli> for Config {
             log_format: cli.log_format,
             workers: cli.workers,
         })
+    }
+}
+
+/// Exactly one of `--upstream` and `--upstream-command`, with only the flags that fit it.
+fn upstream(cli: &Cli) -> Result<Upstream, ConfigError> {
+    let bad = |s: &str| Err(ConfigError(s.to_owned()));
+    match (&cli.upstream, &cli.upstream_command) {
+        (Some(_), Some(_)) => bad("give either --upstream or --upstream-command, not both"),
+        (None, None) => bad("--upstream or --upstream-command is required"),
+        (Some(raw), None) => {
+            if !cli.upstream_env.is_empty() || cli.upstream_cwd.is_some() {
+                return bad("--upstream-env and --upstream-cwd go with --upstream-command");
+            }
+            let url =
+                Url::parse(raw).map_err(|e| ConfigError(format!("--upstream {raw:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(ConfigError(format!(
+                    "--upstream {raw:?}: must be an http(s) URL"
+                )));
+            }
+            Ok(Upstream::Http(url))
+        }
+        (None, Some(line)) => {
+            if cli.upstream_transport.is_some() {
+                return bad(
+                    "--upstream-transport goes with --upstream (a URL), not --upstream-command",
+                );
+            }
+            let mut words = shlex::split(line)
+                .ok_or_else(|| {
+                    ConfigError(format!("--upstream-command {line:?}: unbalanced quotes"))
+                })?
+                .into_iter();
+            let program = words
+                .next()
+                .ok_or_else(|| ConfigError("--upstream-command is empty".into()))?;
+            let env = cli
+                .upstream_env
+                .iter()
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                        Ok((k.to_owned(), v.to_owned()))
+                    }
+                    _ => Err(ConfigError(format!(
+                        "--upstream-env {pair:?}: expected NAME=VALUE"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            if cli.upstream_stop_grace.is_zero() {
+                return bad("--upstream-stop-grace must be greater than zero");
+            }
+            Ok(Upstream::Stdio(StdioCommand {
+                line: line.clone(),
+                program,
+                args: words.collect(),
+                env,
+                cwd: cli.upstream_cwd.clone(),
+                pool: cli.upstream_pool,
+                stop_grace: cli.upstream_stop_grace,
+            }))
+        }
     }
 }
 
@@ -480,5 +596,53 @@ mod tests {
         assert!(parse_duration("x").is_err());
         assert_eq!(parse_size("512KiB").unwrap(), 512 * 1024);
         assert_eq!(parse_size("10").unwrap(), 10);
+    }
+
+    #[test]
+    fn upstream_is_a_url_or_a_command_never_both() {
+        let c = Config::from_args([
+            "mcp-bridge",
+            "--upstream-command",
+            r#"python3 "my server.py" --flag 'a b'"#,
+            "--upstream-env",
+            "TOKEN=x=y,z",
+            "--upstream-pool",
+            "0",
+        ])
+        .unwrap();
+        let Upstream::Stdio(cmd) = &c.upstream else {
+            panic!("a command upstream");
+        };
+        assert_eq!(cmd.program, "python3");
+        assert_eq!(cmd.args, ["my server.py", "--flag", "a b"]);
+        assert_eq!(cmd.env, [("TOKEN".to_owned(), "x=y,z".to_owned())]);
+        assert_eq!(cmd.pool, 0);
+        for (args, needle) in [
+            (
+                &["--upstream", "http://h/", "--upstream-command", "x"][..],
+                "not both",
+            ),
+            (
+                &["--upstream-command", "x", "--upstream-transport", "sse"][..],
+                "--upstream-transport",
+            ),
+            (&["--upstream-command", "x 'y"][..], "unbalanced"),
+            (&["--upstream-command", " "][..], "empty"),
+            (
+                &["--upstream-command", "x", "--upstream-env", "NOVALUE"][..],
+                "NAME=VALUE",
+            ),
+            (
+                &["--upstream", "http://h/", "--upstream-cwd", "/"][..],
+                "--upstream-command",
+            ),
+        ] {
+            let mut all = vec!["mcp-bridge"];
+            all.extend_from_slice(args);
+            let err = Config::from_args(all).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        let err = Config::from_args(["mcp-bridge"]).unwrap_err().to_string();
+        assert!(err.contains("--upstream"), "{err}");
     }
 }

@@ -51,7 +51,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
     let upstream = Arc::new(UpstreamShared::new(
         cfg.clone(),
         tls::client_config(&cfg.deploy)?,
-    ));
+    )?);
     let admin = match cfg.admin_listen {
         Some(listen) => Some(build_admin(
             Admin {
@@ -195,6 +195,7 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     let built = build(cfg)?;
     let (addr, sessions, observer) = (built.addr, built.sessions.clone(), built.observer.clone());
     let upstream = built.upstream.clone();
+    let built_upstream = built.upstream.clone();
     println!("mcp-bridge listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, "listening");
     let server = start(built, idle, lifetime);
@@ -212,10 +213,11 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         }
         handle.stop(true).await;
     });
-    server.await?;
+    let served = server.await;
     sessions.end_all();
+    built_upstream.shutdown();
     observer.close();
-    Ok(())
+    served
 }
 
 /// Ctrl-C or SIGTERM.
@@ -280,9 +282,12 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
                             built.sessions.clone(),
                             built.observer.clone(),
                         );
+                        let upstream = built.upstream.clone();
                         let server = start(built, idle, lifetime);
                         let _ = tx.send(Ok((info, server.handle())));
                         let _ = server.await;
+                        // No stdio server outlives the bridge, nor stays a zombie.
+                        upstream.shutdown();
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e));

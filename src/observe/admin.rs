@@ -39,9 +39,12 @@ async fn metrics(admin: web::Data<Admin>) -> HttpResponse {
         .body(admin.observer.metrics.render(&snap))
 }
 
-/// Ready when a TCP connection to the upstream succeeds within a second.
+/// Ready when a TCP connection to the upstream succeeds within a second (stdio: when the
+/// last attempt to start the server worked).
 async fn readyz(admin: web::Data<Admin>) -> HttpResponse {
-    let url = &admin.cfg.upstream;
+    let Some(url) = admin.cfg.upstream.url() else {
+        return stdio_ready(&admin);
+    };
     let host = url
         .host_str()
         .unwrap_or_default()
@@ -63,5 +66,19 @@ async fn readyz(admin: web::Data<Admin>) -> HttpResponse {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+fn stdio_ready(admin: &Admin) -> HttpResponse {
+    let problem = admin.upstream.stdio_problem();
+    let body = serde_json::json!({
+        "ready": problem.is_none(),
+        "upstream": admin.cfg.upstream.to_string(),
+        "transport": "stdio",
+        "error": problem,
+    });
+    match problem {
+        None => HttpResponse::Ok().json(body),
+        Some(_) => HttpResponse::ServiceUnavailable().json(body),
     }
 }

@@ -38,10 +38,13 @@ pub enum Difference {
     ProtocolVersionHeaderAdded,
     /// A client header was not forwarded upstream by the header policy.
     HeaderStripped,
+    /// Line breaks between JSON tokens of a message for a stdio server became spaces (its
+    /// framing is one message per line).
+    LineBreaksReplaced,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 15] = [
+    pub const ALL: [Difference; 16] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -57,6 +60,7 @@ impl Difference {
         Difference::ErrorSynthesized,
         Difference::ProtocolVersionHeaderAdded,
         Difference::HeaderStripped,
+        Difference::LineBreaksReplaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Difference {
             Difference::ErrorSynthesized => "error_synthesized",
             Difference::ProtocolVersionHeaderAdded => "protocol_version_header_added",
             Difference::HeaderStripped => "header_stripped",
+            Difference::LineBreaksReplaced => "line_breaks_replaced",
         }
     }
 

@@ -41,7 +41,7 @@ impl Upstream {
         let cfg = &shared.cfg;
         let client = http::client(&shared);
         let mut req = client
-            .get(cfg.upstream.as_str())
+            .get(shared.url().as_str())
             .insert_header((header::ACCEPT, "text/event-stream"));
         for (k, v) in headers {
             req = req.append_header((k.clone(), v.clone()));
@@ -54,7 +54,7 @@ impl Upstream {
         if http::media(&resp) != Media::EventStream {
             return Err(UpstreamError::Protocol(format!(
                 "GET {} did not answer with an event stream",
-                cfg.upstream
+                shared.url()
             )));
         }
         let mut reader = EventReader::new(resp, cfg.max_body + 64 * 1024);
@@ -79,7 +79,7 @@ impl Upstream {
             Err(_) => return Err(UpstreamError::NoEndpoint(deadline)),
             Ok(r) => r?,
         };
-        let endpoint = resolve_endpoint(&cfg.upstream, &ev.data)?;
+        let endpoint = resolve_endpoint(shared.url(), &ev.data)?;
         if let Some(s) = session.upgrade() {
             s.set_upstream("sse", endpoint.query());
         }
@@ -121,7 +121,7 @@ impl Upstream {
                             &format!("upstream event is not JSON-RPC: {e}"),
                         ),
                     },
-                    "endpoint" => match resolve_endpoint(&self.shared.cfg.upstream, &ev.data) {
+                    "endpoint" => match resolve_endpoint(self.shared.url(), &ev.data) {
                         Ok(url) => {
                             self.note(
                                 Difference::UpstreamEndpointChanged,

@@ -9,6 +9,8 @@
 pub mod headers;
 mod http;
 mod legacy_sse;
+mod process;
+mod stdio;
 mod streamable;
 
 use std::rc::Rc;
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::config::{Config, UpstreamTransport};
+use crate::config::{Config, Upstream, UpstreamTransport};
 use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
 use crate::observe::Difference;
@@ -35,15 +37,45 @@ pub struct UpstreamShared {
     detected: Mutex<Option<Kind>>,
     /// Driver tasks still running (each may owe its upstream a DELETE).
     live_drivers: AtomicUsize,
+    /// The stdio server's processes (`--upstream-command`).
+    processes: Option<process::Processes>,
 }
 
 impl UpstreamShared {
-    pub fn new(cfg: Arc<Config>, tls: Arc<rustls::ClientConfig>) -> UpstreamShared {
-        UpstreamShared {
+    pub fn new(
+        cfg: Arc<Config>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<UpstreamShared> {
+        let processes = match &cfg.upstream {
+            Upstream::Stdio(cmd) => Some(process::Processes::start(cmd.clone())?),
+            Upstream::Http(_) => None,
+        };
+        Ok(UpstreamShared {
             cfg,
             tls,
             detected: Mutex::new(None),
             live_drivers: AtomicUsize::new(0),
+            processes,
+        })
+    }
+
+    /// The HTTP upstream's URL. HTTP adapters exist only for an HTTP upstream.
+    fn url(&self) -> &url::Url {
+        self.cfg
+            .upstream
+            .url()
+            .expect("HTTP adapters run only for --upstream URL")
+    }
+
+    /// Stdio upstream: why no server process can start now (`None`: they do).
+    pub fn stdio_problem(&self) -> Option<String> {
+        self.processes.as_ref().and_then(|p| p.problem())
+    }
+
+    /// Stop and reap every stdio server process (after the server has stopped).
+    pub fn shutdown(&self) {
+        if let Some(p) = &self.processes {
+            p.shutdown();
         }
     }
 
@@ -67,6 +99,9 @@ impl UpstreamShared {
 
     /// The upstream's transport as last seen (`unknown` before the first session).
     pub fn transport_name(&self) -> &'static str {
+        if self.processes.is_some() {
+            return "stdio";
+        }
         match self.cfg.upstream_transport {
             UpstreamTransport::Streamable => "streamable",
             UpstreamTransport::Sse => "sse",
@@ -242,6 +277,7 @@ async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamS
 enum Conn {
     Streamable(Rc<streamable::Upstream>),
     Legacy(Rc<legacy_sse::Upstream>),
+    Stdio(Rc<stdio::Upstream>),
 }
 
 impl Conn {
@@ -249,6 +285,7 @@ impl Conn {
         match self {
             Conn::Streamable(u) => u.send(msg, headers).await,
             Conn::Legacy(u) => u.send(msg, headers).await,
+            Conn::Stdio(u) => u.send(msg).await,
         }
     }
 
@@ -256,6 +293,7 @@ impl Conn {
         match self {
             Conn::Streamable(u) => u.close().await,
             Conn::Legacy(u) => u.close(),
+            Conn::Stdio(u) => u.close(),
         }
     }
 }
@@ -271,6 +309,11 @@ async fn connect(
     first: Message,
     headers: ForwardHeaders,
 ) -> Result<Conn, UpstreamError> {
+    if let Some(processes) = &shared.processes {
+        return stdio::Upstream::open(shared.clone(), processes, session.clone(), first)
+            .await
+            .map(Conn::Stdio);
+    }
     let order: &[Kind] = match shared.cfg.upstream_transport {
         UpstreamTransport::Streamable => &[Kind::Streamable],
         UpstreamTransport::Sse => &[Kind::Legacy],
@@ -324,11 +367,7 @@ async fn connect(
                         s.difference(
                             Difference::TransportDetected,
                             Some(&first),
-                            &format!(
-                                "upstream {} speaks {}: {why}",
-                                shared.cfg.upstream,
-                                kind.as_str()
-                            ),
+                            &format!("upstream {} speaks {}: {why}", shared.url(), kind.as_str()),
                         );
                     }
                 }

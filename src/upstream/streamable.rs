@@ -419,7 +419,7 @@ impl Upstream {
         let st = self.st.borrow();
         let mut req = self
             .client
-            .post(self.shared.cfg.upstream.as_str())
+            .post(self.shared.url().as_str())
             .insert_header((header::ACCEPT, "application/json, text/event-stream"))
             .insert_header((header::CONTENT_TYPE, "application/json"));
         if with_session {
@@ -474,7 +474,7 @@ impl Upstream {
             let st = self.st.borrow();
             let mut req = self
                 .client
-                .get(self.shared.cfg.upstream.as_str())
+                .get(self.shared.url().as_str())
                 .insert_header((header::ACCEPT, "text/event-stream"));
             if let Some(sid) = &st.session_id {
                 req = req.insert_header((SESSION_HEADER, sid.as_str()));
@@ -593,7 +593,7 @@ impl Upstream {
             // buffers) each, indefinitely.
             let mut req = self
                 .client
-                .delete(self.shared.cfg.upstream.as_str())
+                .delete(self.shared.url().as_str())
                 .force_close()
                 .insert_header((SESSION_HEADER, sid.as_str()));
             if let Some(v) = &st.version {
