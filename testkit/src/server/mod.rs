@@ -5,6 +5,7 @@
 
 mod conn;
 mod legacy;
+pub mod stdio;
 mod streamable;
 pub(crate) mod util;
 
