@@ -280,6 +280,13 @@ async fn a_server_that_exits_at_once_fails_initialize_promptly() {
             .to_string();
         assert!(err.contains("stdio server"), "pool {pool}: {err}");
         settles_to(bridge.0.id(), 0).await;
+        // The server's own words are in the bridge's log.
+        let mut bridge = bridge;
+        let mut log = String::new();
+        let mut stderr = bridge.0.stderr.take().unwrap();
+        drop(bridge);
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        assert!(log.contains("fatal: no config"), "pool {pool}: {log}");
     }
 }
 

@@ -261,12 +261,18 @@ impl Inner {
             "the stdio server {:?} exited before use ({status})",
             self.cmd.program
         );
-        tracing::warn!(stderr = %stderr.trim_end(), "{why}");
-        self.failed(why);
+        self.failed(why, stderr.trim_end());
     }
 
-    fn failed(&self, why: String) {
+    /// A start failed: retry later (backing off), and tell `/readyz`. Logged as a warning
+    /// when the reason is new, so a broken command does not flood the log.
+    fn failed(&self, why: String, stderr: &str) {
         let mut st = self.lock();
+        if st.problem.as_deref() == Some(why.as_str()) {
+            tracing::debug!(stderr, failures = st.failures + 1, "{why}");
+        } else {
+            tracing::warn!(stderr, "{why}");
+        }
         st.failures += 1;
         let backoff = BACKOFF_FIRST
             .saturating_mul(1 << st.failures.min(8))
@@ -329,9 +335,7 @@ impl Inner {
                 st.problem = None;
             }
             Err(e) => {
-                let why = self.cmd.start_error(&e);
-                tracing::warn!("{why}");
-                self.failed(why);
+                self.failed(self.cmd.start_error(&e), "");
             }
         }
     }

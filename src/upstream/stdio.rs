@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::process::{Processes, Running};
 use super::UpstreamShared;
@@ -42,7 +42,7 @@ pub struct Upstream {
     session: Weak<Session>,
     stdin: mpsc::Sender<Line>,
     process: Rc<RefCell<Option<Running>>>,
-    tasks: RefCell<Vec<JoinHandle<()>>>,
+    tasks: RefCell<Vec<AbortHandle>>,
 }
 
 struct Line {
@@ -81,9 +81,12 @@ impl Upstream {
             process: up.process.clone(),
             tail,
         };
+        let stderr_task = stderr.abort_handle();
         up.tasks.borrow_mut().extend([
-            actix_web::rt::spawn(write_stdin(pipes.0, rx)),
-            actix_web::rt::spawn(reader.run(pipes.1, stderr)),
+            actix_web::rt::spawn(write_stdin(pipes.0, rx)).abort_handle(),
+            actix_web::rt::spawn(reader.run(pipes.1, stderr)).abort_handle(),
+            // Ended with the others: a grandchild may hold stderr open forever.
+            stderr_task,
         ]);
         up.send(first).await?;
         Ok(up)
