@@ -216,7 +216,7 @@ async fn a_pretty_printed_client_message_reaches_the_server_on_one_line() {
 }
 
 #[actix_rt::test]
-async fn readiness_says_whether_the_server_can_start() {
+async fn readiness_and_metrics_name_the_stdio_server() {
     let good = stdio_bridge(&stdio_server(), &["--admin-listen", "127.0.0.1:0"]);
     let r = raw("GET", &good.admin_url("/readyz"), &[], "").await;
     assert_eq!(
@@ -225,6 +225,10 @@ async fn readiness_says_whether_the_server_can_start() {
         "{}",
         r.body
     );
+    let client = StreamableClient::new(&good.url("/mcp"), &[]);
+    client.initialize("2025-06-18").await.unwrap();
+    let m = raw("GET", &good.admin_url("/metrics"), &[], "").await;
+    assert!(m.body.contains(r#"upstream="stdio""#), "{}", m.body);
     let bad = stdio_bridge(
         "/nonexistent/mcp-server --stdio",
         &["--admin-listen", "127.0.0.1:0"],
@@ -423,4 +427,39 @@ async fn the_pool_stays_full_and_the_bridge_reaps_everything_when_it_stops() {
             "child {c} outlived the bridge"
         );
     }
+}
+
+#[actix_rt::test]
+async fn a_flooding_server_is_held_back_while_the_client_reads_slowly() {
+    // A replay log far smaller than the flood: without backpressure, frames the paused
+    // client has not read yet would be evicted and lost.
+    let bridge = stdio_bridge(&stdio_server(), &["--replay-events", "16"]);
+    let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    client.initialize("2025-06-18").await.unwrap();
+    let count = 2000;
+    let call = json!({"jsonrpc": "2.0", "id": "flood", "method": "tools/call",
+        "params": {"name": "flood", "arguments": {"count": count, "bytes": 8192}}});
+    let resp = client.post_raw(&call.to_string(), &[]).await.unwrap();
+    let mut stream = resp.into_sse().expect("an SSE answer");
+    assert!(stream.next_event(WAIT).await.is_some());
+    // A slow reader: it stops reading for a while (not a synchronisation: nothing waits
+    // for anything here), long enough for the flood to fill every buffer on the way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logs = 1;
+    let result = loop {
+        let ev = stream
+            .next_event(WAIT)
+            .await
+            .expect("the flood goes on to its result");
+        let v: Value = serde_json::from_str(&ev.data).unwrap();
+        if v.get("id").is_some() {
+            break v;
+        }
+        logs += 1;
+    };
+    assert_eq!(
+        result["result"]["content"][0]["text"],
+        format!("flooded {count}")
+    );
+    assert_eq!(logs, count, "every notification arrived");
 }

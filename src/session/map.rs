@@ -61,7 +61,7 @@ impl SessionMap {
     pub fn by_transport_pair(&self) -> Vec<((&'static str, &'static str), u64)> {
         let mut pairs: Vec<((&'static str, &'static str), u64)> = ["sse", "streamable"]
             .iter()
-            .flat_map(|c| ["pending", "sse", "streamable"].map(|u| ((*c, u), 0)))
+            .flat_map(|c| ["pending", "sse", "streamable", "stdio"].map(|u| ((*c, u), 0)))
             .collect();
         for s in self.snapshot() {
             let key = (s.front.as_str(), s.upstream_transport());
