@@ -35,6 +35,8 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 /// Retry delays after a start failed or a warm process died: doubling up to the maximum.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A warm process up this long shows the command works (failures are forgotten).
+const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 /// Stderr bytes kept from a process that died while warm (for the log).
 const DEAD_STDERR: usize = 2048;
 
@@ -325,14 +327,12 @@ impl Inner {
     fn refill_one(&self) {
         match self.cmd.spawn() {
             Ok(child) => {
-                let mut st = self.lock();
-                st.pool.push_back(Warm {
+                // Healthy only once it has stayed up a while (see `check_pool`): a command
+                // that starts and dies at once must keep backing off.
+                self.lock().pool.push_back(Warm {
                     child,
                     since: Instant::now(),
                 });
-                st.failures = 0;
-                st.retry_at = None;
-                st.problem = None;
             }
             Err(e) => {
                 self.failed(self.cmd.start_error(&e), "");
@@ -355,7 +355,14 @@ impl Inner {
                         deadline: now + self.cmd.stop_grace,
                     });
                 }
-                Ok(None) => keep.push_back(w),
+                Ok(None) => {
+                    if now.duration_since(w.since) >= HEALTHY_AFTER {
+                        st.failures = 0;
+                        st.retry_at = None;
+                        st.problem = None;
+                    }
+                    keep.push_back(w)
+                }
                 Err(_) => {}
             }
         }
@@ -497,6 +504,25 @@ mod tests {
         let err = p.take().err().expect("cannot start");
         assert!(err.contains("/nonexistent/server"), "{err}");
         assert!(p.problem().is_some());
+    }
+
+    #[test]
+    fn a_command_that_dies_at_once_stays_not_ready_while_it_is_retried() {
+        let mut cmd = command("sh -c 'exit 1'", 100);
+        cmd.pool = 1;
+        let p = Processes::start(cmd).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        while p.problem().is_none() {
+            assert!(Instant::now() < until, "the first death is noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Several restarts happen in this window (the first retries come within a second);
+        // a start that worked must not count as healthy while its process dies at once.
+        let window = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < window {
+            assert!(p.problem().is_some(), "ready flapped back on");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
