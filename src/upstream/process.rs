@@ -134,7 +134,13 @@ impl Processes {
             }
         }
         match self.inner.cmd.spawn() {
-            Ok(child) => Ok(self.inner.clone().hand_out(child)),
+            Ok(child) => {
+                if self.inner.cmd.pool == 0 {
+                    // No warm process will ever prove the command healthy: this start does.
+                    self.inner.lock().problem = None;
+                }
+                Ok(self.inner.clone().hand_out(child))
+            }
             Err(e) => {
                 let why = self.inner.cmd.start_error(&e);
                 self.inner.lock().problem = Some(why.clone());
@@ -504,6 +510,24 @@ mod tests {
         let err = p.take().err().expect("cannot start");
         assert!(err.contains("/nonexistent/server"), "{err}");
         assert!(p.problem().is_some());
+    }
+
+    #[test]
+    fn without_a_pool_readiness_follows_the_last_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("mcp-bridge-pool0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = dir.join("server.sh");
+        let _ = std::fs::remove_file(&server);
+        let p = Processes::start(command(server.to_str().unwrap(), 100)).unwrap();
+        assert!(p.take().is_err());
+        assert!(p.problem().is_some());
+        // The server gets installed: the next start works, and readiness says so.
+        std::fs::write(&server, "#!/bin/sh\nexec cat\n").unwrap();
+        std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let running = p.take().expect("starts now");
+        assert_eq!(p.problem(), None);
+        drop(running);
     }
 
     #[test]
