@@ -134,6 +134,19 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_REPLAY_AGE", default_value = "5m", value_parser = parse_duration)]
     pub replay_age: Duration,
 
+    /// Bytes all client streams of one session may hold (replay logs and undelivered events).
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_SESSION_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub replay_session_bytes: usize,
+
+    /// Bytes all client streams of the whole process may hold.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_TOTAL_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub replay_total_bytes: usize,
+
+    /// How long a connected client may read nothing while events wait for it before its
+    /// stream is cut (it resumes with Last-Event-ID; a legacy client's session ends).
+    #[arg(long, env = "MCP_BRIDGE_SLOW_READER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub slow_reader_timeout: Duration,
+
     /// Write one JSON line per message, difference and session end to this file.
     #[arg(long, env = "MCP_BRIDGE_JOURNAL")]
     pub journal: Option<std::path::PathBuf>,
@@ -213,12 +226,33 @@ pub struct Config {
     pub workers: usize,
 }
 
-/// Bounds of each Streamable client stream's replay log.
+/// Bounds of what client streams hold, and how long a connected reader may stall them.
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayLimits {
+    /// Per stream.
     pub events: usize,
+    /// Per stream.
     pub bytes: usize,
     pub age: Duration,
+    /// All streams of one session.
+    pub session_bytes: usize,
+    /// All streams of the process.
+    pub total_bytes: usize,
+    pub slow_reader_timeout: Duration,
+}
+
+impl Default for ReplayLimits {
+    /// The flags' defaults.
+    fn default() -> ReplayLimits {
+        ReplayLimits {
+            events: 1024,
+            bytes: 8 << 20,
+            age: Duration::from_secs(300),
+            session_bytes: 16 << 20,
+            total_bytes: 256 << 20,
+            slow_reader_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +308,7 @@ impl TryFrom<Cli> for Config {
             ("--upstream-connect-timeout", cli.upstream_connect_timeout),
             ("--upstream-timeout", cli.upstream_timeout),
             ("--replay-age", cli.replay_age),
+            ("--slow-reader-timeout", cli.slow_reader_timeout),
         ] {
             if d.is_zero() {
                 return bad(format!("{name} must be greater than zero"));
@@ -290,6 +325,14 @@ impl TryFrom<Cli> for Config {
             return bad(format!(
                 "--replay-bytes ({}) must hold at least one message of --max-body ({})",
                 cli.replay_bytes, cli.max_body
+            ));
+        }
+        if cli.replay_session_bytes < cli.replay_bytes
+            || cli.replay_total_bytes < cli.replay_session_bytes
+        {
+            return bad(format!(
+                "--replay-bytes ({}) <= --replay-session-bytes ({}) <= --replay-total-bytes ({}) must hold",
+                cli.replay_bytes, cli.replay_session_bytes, cli.replay_total_bytes
             ));
         }
         let deploy = Deploy::try_from(cli.deploy)?;
@@ -336,6 +379,9 @@ impl TryFrom<Cli> for Config {
                 events: cli.replay_events,
                 bytes: cli.replay_bytes,
                 age: cli.replay_age,
+                session_bytes: cli.replay_session_bytes,
+                total_bytes: cli.replay_total_bytes,
+                slow_reader_timeout: cli.slow_reader_timeout,
             },
             journal: cli.journal,
             journal_bodies: cli.journal_bodies,

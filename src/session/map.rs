@@ -5,18 +5,44 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use super::{EndReason, Session};
+use super::{Budget, EndReason, Session};
 
 pub struct SessionMap {
     sessions: DashMap<Arc<str>, Arc<Session>>,
     max: usize,
+    /// What all sessions' client streams may hold together (`--replay-total-bytes`).
+    budget: Arc<Budget>,
 }
 
 impl SessionMap {
-    pub fn new(max: usize) -> SessionMap {
+    pub fn new(max: usize, total_bytes: usize) -> SessionMap {
         SessionMap {
             sessions: DashMap::new(),
             max,
+            budget: Budget::process(total_bytes),
+        }
+    }
+
+    /// The process budget, which every session's budget charges.
+    pub fn budget(&self) -> Arc<Budget> {
+        self.budget.clone()
+    }
+
+    /// Free `want` bytes over the process budget: first what no client can miss (delivered
+    /// events, across all sessions), then undelivered events of streams no one reads, oldest
+    /// session first. (No session lock is held while another is taken.)
+    pub fn shed(&self, want: usize) {
+        let mut sessions = self.snapshot();
+        sessions.sort_by_key(|s| s.age(Instant::now()));
+        sessions.reverse();
+        let mut freed = 0;
+        for lossy in [false, true] {
+            for s in &sessions {
+                if freed >= want {
+                    return;
+                }
+                freed += s.shed(want - freed, lossy);
+            }
         }
     }
 

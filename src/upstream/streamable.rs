@@ -25,8 +25,6 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Consecutive failed attempts to resume a broken request stream before giving up.
 const MAX_RESUME_ATTEMPTS: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
-const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
@@ -211,10 +209,9 @@ impl Upstream {
             Some(rid) => Via::RequestStream(rid.clone()),
             None => Via::StandaloneStream,
         };
-        if let Some(wait) = session.deliver(m, via) {
-            drop(session);
-            let _ = tokio::time::timeout(BACKPRESSURE_WAIT, wait.notified()).await;
-        }
+        let backpressure = session.deliver(m, via);
+        drop(session);
+        backpressure.await;
         true
     }
 
