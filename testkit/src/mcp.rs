@@ -281,8 +281,9 @@ impl McpState {
                 let token = params.pointer("/_meta/progressToken").cloned();
                 let delay = num_arg("delay_ms", 0);
                 let items: Vec<String> = match name {
+                    // `pad`: that many spaces after each step's text (large notifications).
                     "progress" => (1..=num_arg("steps", 3))
-                        .map(|i| format!("step {i}"))
+                        .map(|i| format!("step {i}{}", " ".repeat(num_arg("pad", 0) as usize)))
                         .collect(),
                     _ => args
                         .get("items")
@@ -400,7 +401,7 @@ fn tools_list() -> Value {
     json!({"tools": [
         tool("echo", "Returns its text", obj(json!({"text": string}), &["text"])),
         tool("progress", "Sends a log message (and a progress notification when asked) per step, then returns",
-            obj(json!({"steps": int, "delay_ms": int}), &[])),
+            obj(json!({"steps": int, "delay_ms": int, "pad": int}), &[])),
         tool("sample", "Asks the client to sample (sampling/createMessage) and returns the sampled text",
             obj(json!({"prompt": string}), &["prompt"])),
         tool("roots", "Asks the client for its roots (roots/list) and returns them as JSON", obj(json!({}), &[])),
