@@ -991,6 +991,83 @@ pub fn new_session_id() -> Arc<str> {
 mod tests {
     use super::*;
 
+    fn streams(budget: &Arc<Budget>) -> HashMap<StreamNo, OutStream> {
+        let limits = ReplayLimits::default();
+        let mut m = HashMap::new();
+        for no in 0..3 {
+            let mut s = OutStream::new(true, 1, limits, budget.clone());
+            s.attach(no + 1, None);
+            for _ in 0..2 {
+                let _ = s.push(|_| Bytes::from(vec![b'x'; 100]));
+            }
+            m.insert(no, s);
+        }
+        m
+    }
+
+    fn deliver_one(s: &mut OutStream, epoch: u64) {
+        assert!(matches!(
+            s.poll(epoch, futures_util::task::noop_waker_ref()),
+            Poll::Frame(_)
+        ));
+    }
+
+    #[test]
+    fn shedding_takes_what_no_client_misses_first() {
+        let budget = Budget::process(usize::MAX);
+        let mut m = streams(&budget);
+        // Stream 1: one frame delivered, still live. Stream 2: one delivered, then finished
+        // and left by its writer mid-way. Stream 0: connected, nothing read.
+        deliver_one(m.get_mut(&1).unwrap(), 2);
+        deliver_one(m.get_mut(&2).unwrap(), 3);
+        m.get_mut(&2).unwrap().detach(3);
+        m.get_mut(&2).unwrap().finish();
+        let shed1 = shed(&mut m, 100, true);
+        assert_eq!((shed1.freed, shed1.dropped.len()), (100, 0));
+        assert_eq!(
+            m[&2].buffered_bytes(),
+            100,
+            "the finished stream's delivered frame"
+        );
+        let shed2 = shed(&mut m, 100, true);
+        assert_eq!((shed2.freed, shed2.dropped.len()), (100, 0));
+        assert_eq!(
+            m[&1].buffered_bytes(),
+            100,
+            "then a live stream's delivered frame"
+        );
+        // Now only undelivered frames: those of the stream no one reads go, recorded.
+        let shed3 = shed(&mut m, 1000, true);
+        assert_eq!(shed3.dropped, vec![(2, 1)]);
+        assert_eq!(
+            m[&0].buffered_bytes(),
+            200,
+            "a connected reader's frames stay"
+        );
+        assert_eq!(m[&1].buffered_bytes(), 100);
+    }
+
+    #[test]
+    fn without_loss_only_delivered_frames_and_empty_finished_streams_go() {
+        let budget = Budget::process(usize::MAX);
+        let mut m = streams(&budget);
+        let s = m.get_mut(&2).unwrap();
+        s.finish();
+        deliver_one(s, 3);
+        deliver_one(s, 3);
+        assert!(matches!(
+            s.poll(3, futures_util::task::noop_waker_ref()),
+            Poll::End
+        ));
+        s.detach(3);
+        let before = budget.used();
+        let out = shed(&mut m, usize::MAX, false);
+        assert!(out.dropped.is_empty());
+        assert!(!m.contains_key(&2), "a finished, fully read stream goes");
+        assert_eq!(budget.used(), before - out.freed);
+        assert_eq!(m[&0].buffered_bytes() + m[&1].buffered_bytes(), 400);
+    }
+
     #[test]
     fn event_ids_round_trip() {
         assert_eq!(parse_event_id(&event_id(3, 17)), Some((3, 17)));
