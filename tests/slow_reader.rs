@@ -126,3 +126,51 @@ async fn a_reader_that_stops_is_cut_and_resumes_with_last_event_id() {
         dropped(&bridge).await
     );
 }
+
+#[actix_rt::test]
+async fn a_legacy_reader_that_stops_is_cut_and_its_session_ends() {
+    use futures_util::StreamExt;
+    let server = FakeServer::start(ServerOptions::streamable());
+    let bridge = bridge(&server.url(), &["--slow-reader-timeout", "1s"]);
+    let http = awc::Client::builder().disable_timeout().finish();
+    let mut sse = http
+        .get(bridge.url("/sse"))
+        .insert_header(("accept", "text/event-stream"))
+        .send()
+        .await
+        .unwrap();
+    // Read only as far as the endpoint event, then never again.
+    let mut head = String::new();
+    while !head.contains("\n\n") {
+        let chunk = tokio::time::timeout(WAIT, sse.next())
+            .await
+            .unwrap()
+            .unwrap();
+        head.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let endpoint = head
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .expect("endpoint event")
+        .trim()
+        .to_owned();
+    let post = |body: String| {
+        let url = bridge.url(&endpoint);
+        async move { raw("POST", &url, &[JSON], &body).await.status }
+    };
+    assert_eq!(post(INIT.to_owned()).await, 202);
+    assert_eq!(post(flood_call()).await, 202);
+    assert_eq!(bridge.session_count(), 1);
+    // Once the socket buffers are full, no progress for a second while 30 MB wait: the stream
+    // is cut and, with no replay on the legacy transport, the session ends. (Filling the
+    // buffers takes a while on a loaded machine: a longer bound than WAIT.)
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    while bridge.session_count() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(sse);
+}
