@@ -143,12 +143,21 @@ impl Upstream {
                 let messages = jsonrpc::parse_body(body)
                     .map_err(|e| UpstreamError::Protocol(format!("JSON answer: {e}")))?
                     .into_messages();
+                let mut answered = request_id.is_none();
                 for m in messages {
+                    answered |= m.kind == Kind::Response
+                        && (m.id.is_none() || m.id.as_ref() == request_id.as_ref());
                     if !self.deliver(m, request_id.as_ref()).await {
-                        break;
+                        return Ok(()); // the session is gone: no one to answer
                     }
                 }
-                Ok(())
+                // A JSON answer is the whole answer: without the response in it, none follows.
+                match answered {
+                    true => Ok(()),
+                    false => Err(UpstreamError::Protocol(
+                        "the upstream's JSON answer to the request held no response to it".into(),
+                    )),
+                }
             }
             other => {
                 let body = http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
