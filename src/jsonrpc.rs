@@ -399,6 +399,24 @@ impl Message {
         res.result?.protocol_version.map(Cow::into_owned)
     }
 
+    /// For an error response: `error.message`.
+    pub fn error_message(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Res<'a> {
+            #[serde(borrow)]
+            error: Option<Err<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Err<'a> {
+            #[serde(borrow)]
+            message: Cow<'a, str>,
+        }
+        serde_json::from_slice::<Res<'_>>(&self.raw)
+            .ok()?
+            .error
+            .map(|e| e.message.into_owned())
+    }
+
     /// For an error response: its code and message, for logs and re-addressing.
     pub fn error_code(&self) -> Option<i64> {
         #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 pub mod headers;
 mod http;
 mod legacy_sse;
+mod session_loss;
 mod streamable;
 
 use std::rc::Rc;

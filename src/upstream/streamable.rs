@@ -14,6 +14,7 @@ use awc::ClientResponse;
 use tokio::task::JoinHandle;
 
 use super::http::{self, EventReader, Media};
+use super::session_loss::session_lost;
 use super::{ForwardHeaders, UpstreamShared};
 use crate::error::UpstreamError;
 use crate::jsonrpc::{self, Id, Kind, Message};
@@ -81,15 +82,14 @@ impl Upstream {
             let used_session = self.st.borrow().session_id.clone();
             // Never a session header on initialize: SDK servers reject it.
             let resp = self.post(&msg, &headers, !init).await?;
-            let status = resp.status();
-            if status.as_u16() == 404 && !init && used_session.is_some() && !reinitialised {
-                drop(resp);
-                self.reinitialize(used_session, Some(&msg)).await?;
-                reinitialised = true;
-                continue;
-            }
-            if !status.is_success() {
-                return Err(http::status_error(resp, &self.shared.cfg).await);
+            if !resp.status().is_success() {
+                let err = http::status_error(resp, &self.shared.cfg).await;
+                if session_lost(&err) && !init && used_session.is_some() && !reinitialised {
+                    self.reinitialize(used_session, Some(&msg), &err).await?;
+                    reinitialised = true;
+                    continue;
+                }
+                return Err(err);
             }
             if init {
                 self.capture_session(&resp);
@@ -274,7 +274,8 @@ impl Upstream {
                         }
                         Ok(resp) => {
                             let status = resp.status().as_u16();
-                            if status == 404 || status == 405 {
+                            let err = http::status_error(resp, &self.shared.cfg).await;
+                            if status == 405 || session_lost(&err) {
                                 return self.fail(
                                     request.as_ref(),
                                     &format!(
@@ -377,21 +378,30 @@ impl Upstream {
                     tracing::info!("upstream offers no standalone GET stream (405)");
                     return;
                 }
-                // The server forgot the session while the bridge listened (it restarted):
-                // re-initialise now, so that its unsolicited messages flow again without
-                // waiting for the client's next request. That starts a new GET task.
-                404 if opened => {
-                    let expired = self.st.borrow().session_id.clone();
-                    if let Err(e) = self.reinitialize(expired, None).await {
-                        tracing::warn!("re-initialising the upstream session failed: {e}");
+                s if !(200..300).contains(&s) => {
+                    let err = http::status_error(resp, &self.shared.cfg).await;
+                    if session_lost(&err) {
+                        // The server forgot the session while the bridge listened (it
+                        // restarted): re-initialise now, so that its unsolicited messages
+                        // flow again without waiting for the client's next request. That
+                        // starts a new GET task. Refused from the start: a re-initialisation
+                        // on the POST path restarts it.
+                        if opened {
+                            let expired = self.st.borrow().session_id.clone();
+                            if let Err(e) = self.reinitialize(expired, None, &err).await {
+                                tracing::warn!("re-initialising the upstream session failed: {e}");
+                            }
+                        }
+                        return;
                     }
-                    return;
+                    tracing::debug!("upstream GET stream: {err}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
                 }
-                // Refused from the start: a re-initialisation after a 404 on POST restarts it.
-                404 => return,
-                s if !(200..300).contains(&s) || http::media(&resp) != Media::EventStream => {
+                s if http::media(&resp) != Media::EventStream => {
                     tracing::debug!(
-                        "upstream GET stream answered HTTP {s}; retrying in {backoff:?}"
+                        "upstream GET stream answered HTTP {s} without an event stream; retrying in {backoff:?}"
                     );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -502,13 +512,14 @@ impl Upstream {
         http::within(self.shared.cfg.upstream_timeout, req.send()).await
     }
 
-    /// The server forgot the session (404): replay the client's `initialize` and
-    /// `notifications/initialized` so the next request works. The legacy client cannot do
-    /// this itself; server-side state is lost, which the difference line says.
+    /// The server forgot the session ([`session_lost`]): replay the client's `initialize`
+    /// and `notifications/initialized` so the next request works. The legacy client cannot
+    /// do this itself; server-side state is lost, which the difference line says.
     async fn reinitialize(
         self: &Rc<Self>,
         expired: Option<String>,
         trigger: Option<&Message>,
+        signal: &UpstreamError,
     ) -> Result<(), UpstreamError> {
         let _one_at_a_time = self.reinit.lock().await;
         if self.st.borrow().session_id != expired {
@@ -573,7 +584,7 @@ impl Upstream {
                 Difference::SessionReinitialised,
                 trigger,
                 &format!(
-                    "upstream answered 404 for session {:?}; replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
+                    "{signal} for session {:?} (session unknown); replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
                     expired.unwrap_or_default(),
                     new_session.unwrap_or_default()
                 ),
