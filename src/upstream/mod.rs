@@ -6,6 +6,7 @@
 //! thread that created the session, driven by one task. The session holds only a `Send`
 //! handle: a bounded command channel (policy when full: the client's request waits).
 
+mod backoff;
 pub mod headers;
 mod http;
 mod legacy_sse;

@@ -13,6 +13,7 @@ use actix_web::http::header;
 use awc::ClientResponse;
 use tokio::task::JoinHandle;
 
+use super::backoff::{self, Backoff};
 use super::http::{self, EventReader, Media};
 use super::session_loss::session_lost;
 use super::{ForwardHeaders, UpstreamShared};
@@ -25,7 +26,6 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Consecutive failed attempts to resume a broken request stream before giving up.
 const MAX_RESUME_ATTEMPTS: u32 = 5;
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
 const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 
@@ -231,10 +231,12 @@ impl Upstream {
     async fn read_request_stream(self: Rc<Self>, mut reader: EventReader, request: Option<Id>) {
         let mut answered = false;
         let mut failed_attempts = 0;
+        let mut backoff = Backoff::default();
         loop {
             match reader.next().await {
                 Ok(Some(ev)) => {
                     failed_attempts = 0;
+                    backoff.healthy();
                     if !self.note_priming(&mut reader, request.as_ref())
                         || !self.relay_event(ev, request.as_ref(), &mut answered).await
                     {
@@ -257,7 +259,7 @@ impl Upstream {
                         return self.fail(request.as_ref(), "upstream stream could not be resumed");
                     }
                     failed_attempts += 1;
-                    tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+                    tokio::time::sleep(backoff.next_delay(reader.retry())).await;
                     match self.get(Some(&last_id)).await {
                         Ok(resp)
                             if resp.status().is_success()
@@ -356,7 +358,9 @@ impl Upstream {
     /// The standalone stream: unsolicited messages. 405 = the server has none; 409 = another
     /// stream is registered (back off); a broken stream is reopened with `Last-Event-ID`.
     async fn run_get_stream(self: Rc<Self>) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::default();
+        // The server's `retry`, once it named one: it governs every later reconnect.
+        let mut retry: Option<Duration> = None;
         let mut last_id: Option<String> = None;
         let mut opened = false;
         loop {
@@ -367,9 +371,9 @@ impl Upstream {
             let resp = match Box::pin(self.get(last_id.as_deref())).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::debug!("upstream GET stream: {e}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next_delay(retry);
+                    tracing::debug!("upstream GET stream: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             };
@@ -394,17 +398,17 @@ impl Upstream {
                         }
                         return;
                     }
-                    tracing::debug!("upstream GET stream: {err}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next_delay(retry);
+                    tracing::debug!("upstream GET stream: {err}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 s if http::media(&resp) != Media::EventStream => {
+                    let delay = backoff.next_delay(retry);
                     tracing::debug!(
-                        "upstream GET stream answered HTTP {s} without an event stream; retrying in {backoff:?}"
+                        "upstream GET stream answered HTTP {s} without an event stream; retrying in {delay:?}"
                     );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 _ => {}
@@ -418,11 +422,14 @@ impl Upstream {
                     );
                 }
             }
-            backoff = Duration::from_secs(1);
+            // Opening is not health: a server may accept and close at once, over and over.
             opened = true;
+            let opened_at = tokio::time::Instant::now();
+            let mut delivered = false;
             let mut reader = EventReader::new(resp, self.shared.cfg.max_body + 64 * 1024);
             let mut ignored = false;
             while let Ok(Some(ev)) = reader.next().await {
+                delivered = true;
                 if !self.note_priming(&mut reader, None)
                     || !self.relay_event(ev, None, &mut ignored).await
                 {
@@ -430,7 +437,11 @@ impl Upstream {
                 }
             }
             last_id = reader.last_event_id().map(str::to_owned).or(last_id);
-            tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+            retry = reader.retry().or(retry);
+            if delivered || opened_at.elapsed() >= backoff::HEALTHY_AFTER {
+                backoff.healthy();
+            }
+            tokio::time::sleep(backoff.next_delay(retry)).await;
         }
     }
 
