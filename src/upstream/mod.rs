@@ -9,6 +9,7 @@
 mod backoff;
 pub mod headers;
 mod http;
+mod idle_watch;
 mod legacy_sse;
 mod session_loss;
 mod streamable;
