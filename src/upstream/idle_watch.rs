@@ -2,9 +2,9 @@
 //! connection only when it next connects to that host (and then only until it finds a live
 //! one), so a keep-alive connection the server closed while it sat in the pool stays in
 //! CLOSE-WAIT, holding a socket and its buffers, indefinitely. Each connection therefore gets
-//! a small watcher that peeks at the socket on an interval and, once the server has closed it
-//! and nothing is left to read, shuts the socket down. The pool later finds it at end of file
-//! and drops it, as it does any dead connection.
+//! a small watcher that asks the kernel on an interval whether the server has closed it and,
+//! once it has, sends our FIN. The pool later finds it at end of file and drops it, as it does
+//! any dead connection.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -83,16 +83,39 @@ async fn watch(fd: RawFd) {
     loop {
         every.tick().await;
         if peer_closed(fd) {
-            // Sends our FIN: the connection leaves CLOSE-WAIT now, not at the pool's next look.
+            // Our FIN: the connection leaves CLOSE-WAIT now, not at the pool's next look.
+            // Only the write side: anything the server sent before closing stays readable.
             // SAFETY: `fd` is open for as long as this task can run (see `Drop for Watched`).
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            unsafe { libc::shutdown(fd, libc::SHUT_WR) };
             return;
         }
     }
 }
 
-/// The peer closed and nothing is left to read: a non-blocking peek returns 0. Data waiting
-/// (a response being read) or nothing yet (an idle or streaming connection) is not a close.
+/// The server sent its FIN: the socket is in CLOSE-WAIT. Asked of the kernel rather than
+/// read from the socket, so unread bytes (a TLS `close_notify`, a response being read) do
+/// not hide it.
+#[cfg(target_os = "linux")]
+fn peer_closed(fd: RawFd) -> bool {
+    /// `TCP_CLOSE_WAIT` in the kernel's `enum tcp_state` (include/net/tcp_states.h).
+    const TCP_CLOSE_WAIT: u8 = 8;
+    // SAFETY: `tcp_info` is plain data; the kernel writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    } == 0;
+    ok && info.tcpi_state == TCP_CLOSE_WAIT
+}
+
+/// Elsewhere: a non-blocking peek that finds end of file (nothing left to read).
+#[cfg(not(target_os = "linux"))]
 fn peer_closed(fd: RawFd) -> bool {
     let mut byte = [0u8; 1];
     // SAFETY: a one-byte buffer we own; `fd` is open (see `watch`).
