@@ -122,7 +122,9 @@ impl UpstreamError {
             UpstreamError::Status {
                 rpc_error: Some(e), ..
             } => match &e.id {
-                Some(eid) if eid == id => (**e).clone(),
+                Some(eid) if eid.json() == id.json() => (**e).clone(),
+                // The same id spelled otherwise (`1` for `1.0`): the client's spelling.
+                Some(eid) if eid == id => e.with_id_text(id),
                 _ => e.readdressed(id),
             },
             other => Message::error_response(

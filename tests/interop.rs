@@ -1228,3 +1228,116 @@ fn summary_diff_names_the_differing_paths() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// server-everything restarted under a running bridge (self-contained: its own helpers)
+// ---------------------------------------------------------------------------------------------
+
+/// server-everything (Streamable) answers an unknown session with 400 `-32000 "Bad Request:
+/// No valid session ID provided"`, not 404. Restarted under a running bridge, it no longer
+/// knows the bridge's upstream session: the bridge must re-initialise it, so that a legacy
+/// client's next call works.
+mod interop_everything_restart {
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use mcp_testkit::LegacyClient;
+    use serde_json::json;
+
+    /// A server-everything process, killed when dropped.
+    struct Everything(Child);
+
+    impl Drop for Everything {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn start_everything(port: u16) -> Everything {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("INTEROP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".interop"));
+        let entry =
+            dir.join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            entry.exists(),
+            "{entry:?} missing: run `make interop-deps` (tests/interop/install.sh)"
+        );
+        let child = Command::new("node")
+            .arg("--require")
+            .arg(root.join("tests/interop/servers/loopback.cjs"))
+            .arg(entry)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        let server = Everything(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    async fn echo(client: &LegacyClient, text: &str) -> serde_json::Value {
+        let ex = client
+            .request(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"message": text}}),
+            )
+            .await
+            .expect("answered");
+        ex.response
+    }
+
+    #[actix_rt::test]
+    async fn legacy_client_keeps_working_across_a_server_everything_restart() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = start_everything(port).await;
+        let upstream = format!("http://127.0.0.1:{port}/mcp");
+        let cfg = mcp_bridge::Config::from_args([
+            "mcp-bridge",
+            "--upstream",
+            &upstream,
+            "--upstream-transport",
+            "streamable",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-timeout",
+            "10s",
+        ])
+        .expect("valid config");
+        let bridge = mcp_bridge::spawn(cfg).expect("bridge starts");
+        let client = LegacyClient::connect(&bridge.url("/sse"), &[])
+            .await
+            .expect("legacy client connects");
+        client.set_timeout(Duration::from_secs(20));
+        client.initialize("2025-06-18").await.expect("initialized");
+        let before = echo(&client, "before").await;
+        assert!(before.to_string().contains("before"), "{before}");
+
+        drop(server);
+        let _server = start_everything(port).await;
+        let after = echo(&client, "after the restart").await;
+        assert!(
+            after["result"].to_string().contains("after the restart"),
+            "the call after the restart failed: {after}"
+        );
+    }
+}

@@ -38,10 +38,13 @@ pub enum Difference {
     ProtocolVersionHeaderAdded,
     /// A client header was not forwarded upstream by the header policy.
     HeaderStripped,
+    /// The upstream answered with the request's id spelled differently (`1.0` as `1`); the
+    /// client's own spelling was put back.
+    IdRestored,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 15] = [
+    pub const ALL: [Difference; 16] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -57,6 +60,7 @@ impl Difference {
         Difference::ErrorSynthesized,
         Difference::ProtocolVersionHeaderAdded,
         Difference::HeaderStripped,
+        Difference::IdRestored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Difference {
             Difference::ErrorSynthesized => "error_synthesized",
             Difference::ProtocolVersionHeaderAdded => "protocol_version_header_added",
             Difference::HeaderStripped => "header_stripped",
+            Difference::IdRestored => "id_restored",
         }
     }
 

@@ -451,7 +451,7 @@ impl Session {
 
     /// Route and queue one upstream message; the stall to wait on when its stream's writer
     /// is behind.
-    fn push_message(&self, msg: Message, via: Via) -> Option<(StreamNo, Stall)> {
+    fn push_message(&self, mut msg: Message, via: Via) -> Option<(StreamNo, Stall)> {
         let mut notes: Vec<(Difference, String)> = Vec::new();
         let (stall, upstream) = {
             let mut st = self.lock();
@@ -460,7 +460,7 @@ impl Session {
             }
             st.last_activity = Instant::now();
             st.stats.to_client += 1;
-            let Some(target) = self.route(&mut st, &msg, &via, &mut notes) else {
+            let Some(target) = self.route(&mut st, &mut msg, &via, &mut notes) else {
                 for (d, _) in &notes {
                     st.stats.differences.add(*d);
                 }
@@ -579,12 +579,12 @@ impl Session {
     fn route(
         &self,
         st: &mut State,
-        msg: &Message,
+        msg: &mut Message,
         via: &Via,
         notes: &mut Vec<(Difference, String)>,
     ) -> Option<StreamNo> {
         if msg.kind == Kind::Response {
-            let Some(id) = &msg.id else {
+            let Some(id) = msg.id.clone() else {
                 if self.front == Front::Legacy {
                     return Some(MAIN_STREAM); // a legacy client sees everything, as it would directly
                 }
@@ -594,8 +594,16 @@ impl Session {
                 ));
                 return None;
             };
-            return match st.pending.remove(id) {
-                Some(p) => {
+            return match st.pending.remove_entry(&id) {
+                Some((sent, p)) => {
+                    // Ids match by value; the client still gets its id as it wrote it.
+                    if sent.json() != id.json() {
+                        notes.push((
+                            Difference::IdRestored,
+                            format!("upstream answered request id {sent} as {id}; the client's spelling was put back"),
+                        ));
+                        *msg = msg.with_id_text(&sent);
+                    }
                     if &*p.method == "initialize" {
                         st.version = msg.protocol_version();
                     }

@@ -121,6 +121,20 @@ pub(crate) fn id_key(id: &RawValue) -> String {
         .unwrap_or_else(|_| id.get().to_string())
 }
 
+/// `id` as JavaScript's `JSON.stringify(JSON.parse(id))` writes it.
+fn js_reserialized(id: &RawValue) -> Box<RawValue> {
+    let text = match serde_json::from_str::<Value>(id.get()) {
+        Ok(Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+            Some(f) => format!("{f}"),
+            None => id.get().to_owned(),
+        },
+        Ok(Value::String(s)) => serde_json::to_string(&s).expect("a string serialises"),
+        _ => id.get().to_owned(),
+    };
+    RawValue::from_string(text).expect("valid JSON")
+}
+
 /// `{"jsonrpc":"2.0","id":<id as sent>,"result":...}`.
 pub(crate) fn result_response(id: &RawValue, result: &Value) -> String {
     format!(
@@ -235,6 +249,10 @@ impl McpState {
             Ok(()) = stop_rx => None,
         };
         self.inflight.lock().unwrap().remove(&key);
+        let id = match self.shared.opts.reserialize_ids {
+            true => js_reserialized(&id),
+            false => id,
+        };
         match outcome? {
             Ok(result) => Some(result_response(&id, &result)),
             Err((code, message)) => Some(error_response(Some(&id), code, &message)),
