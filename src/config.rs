@@ -372,19 +372,19 @@ fn normalize_path(flag: &str, p: &str) -> Result<String, ConfigError> {
 /// A path prefix without its trailing slash (`""` for none); `None` unless it is a plain
 /// absolute path. It is put in front of a path the bridge sends to clients, so nothing that
 /// a URL parser could read as another host (`//h`, `/\\h`), another path (`..`, `%2e%2e`)
-/// or the end of the path (`?`, `#`) is let through.
+/// or the end of the path (`?`, `#`), and no control or non-ASCII character, is let through.
 pub fn path_prefix(p: &str) -> Option<String> {
     let p = p.trim_matches(' ').trim_end_matches('/');
     if p.is_empty() {
         return Some(String::new());
     }
+    // Path characters of RFC 3986 only (unreserved, sub-delims, `:`, `@`, `%`), so that
+    // what the client resolves is exactly what was checked.
+    let pchar = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(c);
     let plain = p.starts_with('/')
-        && !p.starts_with("//")
-        && !p.contains(['\\', '?', '#', ' '])
-        && !p.chars().any(char::is_control)
         && p.split('/')
             .skip(1)
-            .all(|seg| !seg.is_empty() && !is_dot_segment(seg));
+            .all(|seg| !seg.is_empty() && seg.chars().all(pchar) && !is_dot_segment(seg));
     plain.then(|| p.to_owned())
 }
 

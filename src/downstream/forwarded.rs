@@ -18,6 +18,7 @@ pub fn prefix(value: &str) -> Option<String> {
 /// A forwarded host: `host[:port]` as a URL parser reads it, re-written from the parsed
 /// form so that nothing but the host and port reaches the endpoint.
 pub fn host(value: &str) -> Option<String> {
+    let value = value.trim();
     let host = parse_host(value)?;
     let port = value
         .rsplit_once(':')
