@@ -3,11 +3,11 @@
 //! CORS, limits), and the two fronts.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod cors;
-mod forwarded;
+pub(crate) mod forwarded;
 mod guard;
-mod legacy_sse;
+pub(crate) mod legacy_sse;
 mod policy;
 mod streamable;
 
