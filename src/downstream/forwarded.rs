@@ -65,6 +65,10 @@ mod tests {
             "/a\u{0}",
             "/a?x=1",
             "/a#f",
+            "/a/\u{e9}",
+            "/a\"b",
+            "/a<b>",
+            "/a b",
             "relative",
             "https://evil.example/x",
         ] {
@@ -81,6 +85,7 @@ mod tests {
         );
         assert_eq!(host("10.0.0.1:80").as_deref(), Some("10.0.0.1:80"));
         assert_eq!(host("[::1]:8080").as_deref(), Some("[::1]:8080"));
+        assert_eq!(host(" 10.0.0.1:8 ").as_deref(), Some("10.0.0.1:8"));
         for bad in [
             "",
             "evil.example/x",
