@@ -67,6 +67,10 @@ pub async fn post(
         None => None,
     };
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
+    // The session may have ended while its body was on the way.
+    if existing.as_ref().is_some_and(|s| s.is_ended()) {
+        return Err(DownstreamError::UnknownSession.into());
+    }
     let body = parse_client_body(body)?;
     let batch_len = match &body {
         Body::Batch(b) => Some(b.len()),
