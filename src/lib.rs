@@ -17,6 +17,9 @@ pub mod sse;
 pub mod tls;
 pub mod upstream;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
