@@ -202,17 +202,7 @@ impl Proc {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let until = Instant::now() + timeout;
         // Every output stream ending is the event that announces an exit.
-        let streams = self.readers.len();
-        {
-            let mut tail = self.output.state.lock().unwrap();
-            while tail.ended < streams {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                tail = self.output.changed.wait_timeout(tail, left).unwrap().0;
-            }
-        }
+        self.output_ended(timeout);
         // The streams may close a moment before the exit can be reaped.
         loop {
             if let Some(st) = self.exited() {
@@ -231,10 +221,30 @@ impl Proc {
         drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for r in self.readers.drain(..) {
-            let _ = r.join();
+        // A grandchild may still hold the pipes open: wait a little for the output to end,
+        // then leave the readers to finish on their own.
+        if self.output_ended(Duration::from_secs(2)) {
+            for r in self.readers.drain(..) {
+                let _ = r.join();
+            }
         }
+        self.readers.clear();
         self.lines.try_iter().collect()
+    }
+
+    /// Waits up to `timeout` for every output stream to reach its end.
+    fn output_ended(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let streams = self.readers.len();
+        let mut tail = self.output.state.lock().unwrap();
+        while tail.ended < streams {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            tail = self.output.changed.wait_timeout(tail, left).unwrap().0;
+        }
+        true
     }
 
     /// Writes one line to the child's stdin (started with `ProcOptions::stdin`).
