@@ -305,7 +305,10 @@ fn read_lines(
 }
 
 /// Reads stderr as it comes (no line buffering: a partial line still shows in a report).
-fn read_bytes(mut stderr: impl Read + Send + 'static, output: Arc<Output>) -> thread::JoinHandle<()> {
+fn read_bytes(
+    mut stderr: impl Read + Send + 'static,
+    output: Arc<Output>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = stderr.read(&mut buf) {

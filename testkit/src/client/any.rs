@@ -20,8 +20,11 @@ pub trait McpClient {
     /// `initialize` then `notifications/initialized`; returns the `InitializeResult`.
     fn initialize<'a>(&'a self, protocol_version: &'a str) -> LocalBoxFuture<'a, Result<Value>>;
     /// One whole call: everything that arrived up to and including its response.
-    fn request<'a>(&'a self, method: &'a str, params: Value)
-        -> LocalBoxFuture<'a, Result<Exchange>>;
+    fn request<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> LocalBoxFuture<'a, Result<Exchange>>;
     /// Sends a notification; returns the HTTP status.
     fn notify<'a>(&'a self, method: &'a str, params: Value) -> LocalBoxFuture<'a, Result<u16>>;
     /// Answers a server→client request; returns the HTTP status.
