@@ -51,31 +51,41 @@ pub async fn connect(
     })
 }
 
+/// The trait methods both clients have under the same name and signature.
+macro_rules! forward {
+    ($client:ident) => {
+        fn initialize<'a>(
+            &'a self,
+            protocol_version: &'a str,
+        ) -> LocalBoxFuture<'a, Result<Value>> {
+            Box::pin($client::initialize(self, protocol_version))
+        }
+        fn request<'a>(
+            &'a self,
+            method: &'a str,
+            params: Value,
+        ) -> LocalBoxFuture<'a, Result<Exchange>> {
+            Box::pin($client::request(self, method, params))
+        }
+        fn notify<'a>(&'a self, method: &'a str, params: Value) -> LocalBoxFuture<'a, Result<u16>> {
+            Box::pin($client::notify(self, method, params))
+        }
+        fn respond<'a>(&'a self, id: &'a Value, result: Value) -> LocalBoxFuture<'a, Result<u16>> {
+            Box::pin($client::respond(self, id, result))
+        }
+        fn set_auto_answer(&self, on: bool) {
+            $client::set_auto_answer(self, on)
+        }
+        fn set_timeout(&self, timeout: Duration) {
+            $client::set_timeout(self, timeout)
+        }
+    };
+}
+
 impl McpClient for LegacyClient {
+    forward!(LegacyClient);
     fn transport(&self) -> Transport {
         Transport::Legacy
-    }
-    fn initialize<'a>(&'a self, protocol_version: &'a str) -> LocalBoxFuture<'a, Result<Value>> {
-        Box::pin(LegacyClient::initialize(self, protocol_version))
-    }
-    fn request<'a>(
-        &'a self,
-        method: &'a str,
-        params: Value,
-    ) -> LocalBoxFuture<'a, Result<Exchange>> {
-        Box::pin(LegacyClient::request(self, method, params))
-    }
-    fn notify<'a>(&'a self, method: &'a str, params: Value) -> LocalBoxFuture<'a, Result<u16>> {
-        Box::pin(LegacyClient::notify(self, method, params))
-    }
-    fn respond<'a>(&'a self, id: &'a Value, result: Value) -> LocalBoxFuture<'a, Result<u16>> {
-        Box::pin(LegacyClient::respond(self, id, result))
-    }
-    fn set_auto_answer(&self, on: bool) {
-        LegacyClient::set_auto_answer(self, on)
-    }
-    fn set_timeout(&self, timeout: Duration) {
-        LegacyClient::set_timeout(self, timeout)
     }
     fn close(&self) -> LocalBoxFuture<'_, Result<Option<u16>>> {
         LegacyClient::close(self);
@@ -84,30 +94,9 @@ impl McpClient for LegacyClient {
 }
 
 impl McpClient for StreamableClient {
+    forward!(StreamableClient);
     fn transport(&self) -> Transport {
         Transport::Streamable
-    }
-    fn initialize<'a>(&'a self, protocol_version: &'a str) -> LocalBoxFuture<'a, Result<Value>> {
-        Box::pin(StreamableClient::initialize(self, protocol_version))
-    }
-    fn request<'a>(
-        &'a self,
-        method: &'a str,
-        params: Value,
-    ) -> LocalBoxFuture<'a, Result<Exchange>> {
-        Box::pin(StreamableClient::request(self, method, params))
-    }
-    fn notify<'a>(&'a self, method: &'a str, params: Value) -> LocalBoxFuture<'a, Result<u16>> {
-        Box::pin(StreamableClient::notify(self, method, params))
-    }
-    fn respond<'a>(&'a self, id: &'a Value, result: Value) -> LocalBoxFuture<'a, Result<u16>> {
-        Box::pin(StreamableClient::respond(self, id, result))
-    }
-    fn set_auto_answer(&self, on: bool) {
-        StreamableClient::set_auto_answer(self, on)
-    }
-    fn set_timeout(&self, timeout: Duration) {
-        StreamableClient::set_timeout(self, timeout)
     }
     fn close(&self) -> LocalBoxFuture<'_, Result<Option<u16>>> {
         Box::pin(async { Ok(Some(self.delete().await?)) })
