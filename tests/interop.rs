@@ -233,12 +233,17 @@ use NotListening::{Exited, TimedOut};
 /// `SERVER_START_DEADLINE`.
 fn wait_listening(proc: &mut Proc, ready_line: &str, port: u16) -> Result<(), NotListening> {
     let deadline = Instant::now() + SERVER_START_DEADLINE;
-    let announced = proc.wait_output(ready_line, SERVER_START_DEADLINE);
+    if proc.wait_output(ready_line, SERVER_START_DEADLINE).is_err() {
+        // Its output ended (it is exiting: reap it) or the deadline passed.
+        return Err(proc
+            .wait_exit(Duration::from_secs(2))
+            .map_or(TimedOut, Exited));
+    }
     loop {
         if let Some(st) = proc.exited() {
             return Err(Exited(st));
         }
-        if announced.is_err() || Instant::now() > deadline {
+        if Instant::now() > deadline {
             return Err(TimedOut);
         }
         // The log line may come a moment before the socket accepts.
