@@ -2,7 +2,7 @@
 CARGO ?= cargo
 INTEROP := tests/interop/install.sh
 
-.PHONY: all build run demo test unit interop-deps lint fmt bench clean
+.PHONY: all build run demo test unit fuzz interop-deps lint fmt bench clean
 
 all: build
 
@@ -27,6 +27,15 @@ test: interop-deps
 ## Only the fast tests (no real SDK peers).
 unit:
 	$(CARGO) test --workspace --all-targets -- --skip interop
+
+## The front-door fuzz harness (src/fuzz.rs; stable Rust, seeded, no extra crate). `make
+## test` runs it briefly with a fixed seed; this runs it longer:
+## `make fuzz FUZZ_ITERATIONS=5000000 FUZZ_SEED=42` (iterations per target).
+FUZZ_ITERATIONS ?= 1000000
+FUZZ_SEED ?= 1
+fuzz:
+	FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) FUZZ_SEED=$(FUZZ_SEED) \
+	  $(CARGO) test --lib fuzz:: -- --nocapture
 
 interop-deps:
 	bash $(INTEROP)

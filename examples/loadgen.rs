@@ -32,7 +32,7 @@ mod suite;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use client::ClientKind;
 use load::{CallSpec, LoadSpec};
@@ -66,167 +66,181 @@ enum Cmd {
         workers: usize,
     },
     /// Drive sessions of sequential tools/call against one URL.
-    Load {
-        #[arg(long, value_enum)]
-        client: ClientKind,
-        #[arg(long)]
-        url: String,
-        #[arg(long, default_value_t = 1)]
-        sessions: usize,
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Seconds measured (after the warm-up).
-        #[arg(long, default_value_t = 3.0)]
-        duration: f64,
-        #[arg(long, default_value_t = 0.5)]
-        warmup: f64,
-        #[arg(long, default_value_t = 10_000_000)]
-        max_calls: u64,
-        #[arg(long, value_enum, default_value = "echo")]
-        tool: Tool,
-        /// `progress`: steps (each one log message + one progress notification).
-        #[arg(long, default_value_t = 10)]
-        steps: u64,
-        /// `big`: bytes of text in the result.
-        #[arg(long, default_value_t = 1 << 20)]
-        bytes: u64,
-        /// Raw `tools/call` params (JSON object) instead of --tool, for real servers.
-        #[arg(long)]
-        params: Option<String>,
-        /// With --params: add a progress token and check the progress order.
-        #[arg(long)]
-        progress_token: bool,
-        /// One JSON line instead of the human summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Load(LoadArgs),
     /// Open N idle sessions, report the time (and a process's RSS), close them.
-    Idle {
-        #[arg(long, value_enum)]
-        client: ClientKind,
-        #[arg(long)]
-        url: String,
-        #[arg(long, default_value_t = 1000)]
-        sessions: usize,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        /// Streamable: also open each session's standalone GET stream.
-        #[arg(long)]
-        listen: bool,
-        /// Report this process's VmRSS before, while open, and after close (e.g. the bridge).
-        #[arg(long)]
-        pid: Option<u32>,
-        /// Seconds to hold the sessions open.
-        #[arg(long, default_value_t = 1.0)]
-        hold: f64,
-    },
+    Idle(IdleArgs),
     /// The whole benchmark (what `make bench` runs).
     // A later --flag overrides an earlier one, so bench/run.sh's defaults can be overridden.
     #[command(args_override_self = true)]
     Suite(suite::SuiteArgs),
 }
 
+#[derive(Args)]
+struct LoadArgs {
+    #[arg(long, value_enum)]
+    client: ClientKind,
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    #[arg(long, default_value_t = 10_000_000)]
+    max_calls: u64,
+    #[arg(long, value_enum, default_value = "echo")]
+    tool: Tool,
+    /// `progress`: steps (each one log message + one progress notification).
+    #[arg(long, default_value_t = 10)]
+    steps: u64,
+    /// `big`: bytes of text in the result.
+    #[arg(long, default_value_t = 1 << 20)]
+    bytes: u64,
+    /// Raw `tools/call` params (JSON object) instead of --tool, for real servers.
+    #[arg(long)]
+    params: Option<String>,
+    /// With --params: add a progress token and check the progress order.
+    #[arg(long)]
+    progress_token: bool,
+    /// One JSON line instead of the human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct IdleArgs {
+    #[arg(long, value_enum)]
+    client: ClientKind,
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Streamable: also open each session's standalone GET stream.
+    #[arg(long)]
+    listen: bool,
+    /// Report this process's VmRSS before, while open, and after close (e.g. the bridge).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Seconds to hold the sessions open.
+    #[arg(long, default_value_t = 1.0)]
+    hold: f64,
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Upstream { transport, workers } => upstream(transport, workers),
-        Cmd::Load {
-            client,
-            url,
-            sessions,
-            threads,
-            duration,
-            warmup,
-            max_calls,
-            tool,
-            steps,
-            bytes,
-            params,
-            progress_token,
-            json,
-        } => {
-            let call = match (params, tool) {
-                (Some(p), _) => CallSpec {
-                    params: p,
-                    progress: progress_token,
-                    expect_notes: None,
-                    min_result_bytes: 0,
-                },
-                (None, Tool::Echo) => CallSpec::echo(),
-                (None, Tool::Progress) => CallSpec::progress(steps),
-                (None, Tool::Big) => CallSpec::big(bytes),
-            };
-            let spec = LoadSpec {
-                client,
-                url,
-                sessions,
-                threads,
-                warmup: Duration::from_secs_f64(warmup),
-                duration: Duration::from_secs_f64(duration),
-                max_calls,
-                call,
-                call_timeout: Duration::from_secs(10),
-            };
-            let r = load::run(&spec);
-            if json {
-                println!("{}", serde_json::to_string(&r).expect("serialise"));
-            } else {
-                println!("{}", r.human());
-            }
-            if !r.clean() {
-                std::process::exit(1);
-            }
-        }
-        Cmd::Idle {
-            client,
-            url,
-            sessions,
-            concurrency,
-            listen,
-            pid,
-            hold,
-        } => {
-            let rss = |when: &str| {
-                if let Some(p) = pid {
-                    match suite::rss_kib(p) {
-                        Some(k) => println!("{when}: VmRSS of {p} = {k} KiB"),
-                        None => println!("{when}: no /proc/{p}/status"),
-                    }
-                }
-            };
-            let sys = actix_rt::System::new();
-            rss("before");
-            let opened = sys.block_on(idle::open(
-                client,
-                &url,
-                sessions,
-                concurrency,
-                listen,
-                Duration::from_secs(120),
-            ));
-            println!(
-                "opened {} sessions in {:.2} s ({} errors{})",
-                opened.sessions.len(),
-                opened.elapsed.as_secs_f64(),
-                opened.errors,
-                opened
-                    .error_samples
-                    .first()
-                    .map(|e| format!(", e.g. {e}"))
-                    .unwrap_or_default()
-            );
-            sys.block_on(async { tokio::time::sleep(Duration::from_secs_f64(hold)).await });
-            rss("open");
-            let (errors, _, took) = sys.block_on(idle::close(opened.sessions, concurrency));
-            println!("closed in {:.2} s ({errors} errors)", took.as_secs_f64());
-            sys.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
-            rss("after close");
-        }
+        Cmd::Load(args) => load_cmd(args),
+        Cmd::Idle(args) => idle_cmd(args),
         Cmd::Suite(args) => {
             let code = suite::run(args);
             std::process::exit(code);
         }
     }
+}
+
+/// `loadgen load`: one load run; exits 1 unless it was clean.
+fn load_cmd(a: LoadArgs) {
+    let LoadArgs {
+        client,
+        url,
+        sessions,
+        threads,
+        duration,
+        warmup,
+        max_calls,
+        tool,
+        steps,
+        bytes,
+        params,
+        progress_token,
+        json,
+    } = a;
+    let call = match (params, tool) {
+        (Some(p), _) => CallSpec {
+            params: p,
+            progress: progress_token,
+            expect_notes: None,
+            min_result_bytes: 0,
+        },
+        (None, Tool::Echo) => CallSpec::echo(),
+        (None, Tool::Progress) => CallSpec::progress(steps),
+        (None, Tool::Big) => CallSpec::big(bytes),
+    };
+    let spec = LoadSpec {
+        client,
+        url,
+        sessions,
+        threads,
+        warmup: Duration::from_secs_f64(warmup),
+        duration: Duration::from_secs_f64(duration),
+        max_calls,
+        call,
+        call_timeout: Duration::from_secs(10),
+    };
+    let r = load::run(&spec);
+    if json {
+        println!("{}", serde_json::to_string(&r).expect("serialise"));
+    } else {
+        println!("{}", r.human());
+    }
+    if !r.clean() {
+        std::process::exit(1);
+    }
+}
+
+/// `loadgen idle`: open, hold and close idle sessions, reading a process's RSS between.
+fn idle_cmd(a: IdleArgs) {
+    let IdleArgs {
+        client,
+        url,
+        sessions,
+        concurrency,
+        listen,
+        pid,
+        hold,
+    } = a;
+    let rss = |when: &str| {
+        if let Some(p) = pid {
+            match suite::rss_kib(p) {
+                Some(k) => println!("{when}: VmRSS of {p} = {k} KiB"),
+                None => println!("{when}: no /proc/{p}/status"),
+            }
+        }
+    };
+    let sys = actix_rt::System::new();
+    rss("before");
+    let opened = sys.block_on(idle::open(
+        client,
+        &url,
+        sessions,
+        concurrency,
+        listen,
+        Duration::from_secs(120),
+    ));
+    println!(
+        "opened {} sessions in {:.2} s ({} errors{})",
+        opened.sessions.len(),
+        opened.elapsed.as_secs_f64(),
+        opened.errors,
+        opened
+            .error_samples
+            .first()
+            .map(|e| format!(", e.g. {e}"))
+            .unwrap_or_default()
+    );
+    sys.block_on(async { tokio::time::sleep(Duration::from_secs_f64(hold)).await });
+    rss("open");
+    let (errors, _, took) = sys.block_on(idle::close(opened.sessions, concurrency));
+    println!("closed in {:.2} s ({errors} errors)", took.as_secs_f64());
+    sys.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
+    rss("after close");
 }
 
 /// The fast upstream: the test kit's fake server, request recording off.

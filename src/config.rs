@@ -120,6 +120,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_MAX_BODY", default_value = "4MiB", value_parser = parse_size)]
     pub max_body: usize,
 
+    /// Deadline for reading a request body once its headers arrived; a slower body gets 408
+    /// and its connection is closed.
+    #[arg(long, env = "MCP_BRIDGE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
     /// Most client sessions at once; more get 503.
     #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 1_000)]
     pub max_sessions: usize,
@@ -132,8 +137,9 @@ pub struct Cli {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// Host names accepted in `Host` when listening on loopback, besides localhost,
-    /// 127.0.0.1 and [::1] (repeatable or comma separated).
+    /// Host names (or addresses) accepted in `Host` besides the listen address, localhost
+    /// names (on loopback and unspecified binds) and the TLS certificate's DNS names
+    /// (repeatable or comma separated).
     #[arg(
         long = "allowed-host",
         env = "MCP_BRIDGE_ALLOWED_HOSTS",
@@ -156,6 +162,19 @@ pub struct Cli {
     /// How long a finished client stream stays replayable.
     #[arg(long, env = "MCP_BRIDGE_REPLAY_AGE", default_value = "5m", value_parser = parse_duration)]
     pub replay_age: Duration,
+
+    /// Bytes all client streams of one session may hold (replay logs and undelivered events).
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_SESSION_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub replay_session_bytes: usize,
+
+    /// Bytes all client streams of the whole process may hold.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_TOTAL_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub replay_total_bytes: usize,
+
+    /// How long a connected client may read nothing while events wait for it before its
+    /// stream is cut (it resumes with Last-Event-ID; a legacy client's session ends).
+    #[arg(long, env = "MCP_BRIDGE_SLOW_READER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub slow_reader_timeout: Duration,
 
     /// Write one JSON line per message, difference and session end to this file.
     #[arg(long, env = "MCP_BRIDGE_JOURNAL")]
@@ -264,6 +283,7 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub max_body: usize,
+    pub body_timeout: Duration,
     pub max_sessions: usize,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
@@ -278,12 +298,33 @@ pub struct Config {
     pub workers: usize,
 }
 
-/// Bounds of each Streamable client stream's replay log.
+/// Bounds of what client streams hold, and how long a connected reader may stall them.
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayLimits {
+    /// Per stream.
     pub events: usize,
+    /// Per stream.
     pub bytes: usize,
     pub age: Duration,
+    /// All streams of one session.
+    pub session_bytes: usize,
+    /// All streams of the process.
+    pub total_bytes: usize,
+    pub slow_reader_timeout: Duration,
+}
+
+impl Default for ReplayLimits {
+    /// The flags' defaults.
+    fn default() -> ReplayLimits {
+        ReplayLimits {
+            events: 1024,
+            bytes: 8 << 20,
+            age: Duration::from_secs(300),
+            session_bytes: 16 << 20,
+            total_bytes: 256 << 20,
+            slow_reader_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,14 +355,12 @@ impl TryFrom<Cli> for Config {
         if sse_path == messages_path || sse_path == mcp_path || messages_path == mcp_path {
             return bad("--sse-path, --messages-path and --mcp-path must differ".into());
         }
-        let public_prefix = match cli.public_prefix.trim_end_matches('/') {
-            "" => String::new(),
-            p if p.starts_with('/') && !p.contains(['?', '#']) => p.to_owned(),
-            p => {
-                return bad(format!(
-                    "--public-prefix {p:?}: must be a path starting with /"
-                ))
-            }
+        let Some(public_prefix) = path_prefix(&cli.public_prefix) else {
+            return bad(format!(
+                "--public-prefix {:?}: must be a path starting with a single / (no \\, //, \
+                 .. segments, ?, # or control characters)",
+                cli.public_prefix
+            ));
         };
         for (name, d) in [
             ("--keepalive", cli.keepalive),
@@ -329,6 +368,8 @@ impl TryFrom<Cli> for Config {
             ("--upstream-connect-timeout", cli.upstream_connect_timeout),
             ("--upstream-timeout", cli.upstream_timeout),
             ("--replay-age", cli.replay_age),
+            ("--slow-reader-timeout", cli.slow_reader_timeout),
+            ("--body-timeout", cli.body_timeout),
         ] {
             if d.is_zero() {
                 return bad(format!("{name} must be greater than zero"));
@@ -345,6 +386,14 @@ impl TryFrom<Cli> for Config {
             return bad(format!(
                 "--replay-bytes ({}) must hold at least one message of --max-body ({})",
                 cli.replay_bytes, cli.max_body
+            ));
+        }
+        if cli.replay_session_bytes < cli.replay_bytes
+            || cli.replay_total_bytes < cli.replay_session_bytes
+        {
+            return bad(format!(
+                "--replay-bytes ({}) <= --replay-session-bytes ({}) <= --replay-total-bytes ({}) must hold",
+                cli.replay_bytes, cli.replay_session_bytes, cli.replay_total_bytes
             ));
         }
         let deploy = Deploy::try_from(cli.deploy)?;
@@ -379,6 +428,7 @@ impl TryFrom<Cli> for Config {
             upstream_connect_timeout: cli.upstream_connect_timeout,
             upstream_timeout: cli.upstream_timeout,
             max_body: cli.max_body,
+            body_timeout: cli.body_timeout,
             max_sessions: cli.max_sessions,
             allowed_origins,
             allowed_hosts: cli
@@ -391,6 +441,9 @@ impl TryFrom<Cli> for Config {
                 events: cli.replay_events,
                 bytes: cli.replay_bytes,
                 age: cli.replay_age,
+                session_bytes: cli.replay_session_bytes,
+                total_bytes: cli.replay_total_bytes,
+                slow_reader_timeout: cli.slow_reader_timeout,
             },
             journal: cli.journal,
             journal_bodies: cli.journal_bodies,
@@ -478,15 +531,29 @@ fn normalize_path(flag: &str, p: &str) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
-/// A path prefix without its trailing slash (`""` for none); `None` if it is not a path.
+/// A path prefix without its trailing slash (`""` for none); `None` unless it is a plain
+/// absolute path. It is put in front of a path the bridge sends to clients, so nothing that
+/// a URL parser could read as another host (`//h`, `/\\h`), another path (`..`, `%2e%2e`)
+/// or the end of the path (`?`, `#`), and no control or non-ASCII character, is let through.
 pub fn path_prefix(p: &str) -> Option<String> {
-    match p.trim().trim_end_matches('/') {
-        "" => Some(String::new()),
-        p if p.starts_with('/') && !p.starts_with("//") && !p.contains(['?', '#', ' ']) => {
-            Some(p.to_owned())
-        }
-        _ => None,
+    let p = p.trim_matches(' ').trim_end_matches('/');
+    if p.is_empty() {
+        return Some(String::new());
     }
+    // Path characters of RFC 3986 only (unreserved, sub-delims, `:`, `@`, `%`), so that
+    // what the client resolves is exactly what was checked.
+    let pchar = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(c);
+    let plain = p.starts_with('/')
+        && p.split('/')
+            .skip(1)
+            .all(|seg| !seg.is_empty() && seg.chars().all(pchar) && !is_dot_segment(seg));
+    plain.then(|| p.to_owned())
+}
+
+/// `.` or `..`, also percent-encoded (URL parsers decode `%2e` in dot segments).
+fn is_dot_segment(seg: &str) -> bool {
+    let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 /// `15s`, `500ms`, `2m`, `1h`, or a plain number of seconds.

@@ -24,6 +24,10 @@ pub enum DownstreamError {
     BodyTooLarge(usize),
     #[error("cannot read the request body: {0}")]
     BadBody(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    #[error("initialize must not be part of a batch")]
+    BatchedInitialize(Option<Id>),
     #[error("{0}")]
     Parse(#[from] ParseError),
     #[error("missing session id")]
@@ -59,6 +63,7 @@ impl DownstreamError {
             DownstreamError::ForbiddenOrigin(_) => "forbidden_origin",
             DownstreamError::ForbiddenHost(_) => "forbidden_host",
             DownstreamError::BodyTooLarge(_) => "body_too_large",
+            DownstreamError::BodyTimeout(_) => "body_timeout",
             DownstreamError::SessionLimit => "session_limit",
             DownstreamError::MissingToken => "missing_token",
             DownstreamError::InvalidToken => "invalid_token",
@@ -122,7 +127,9 @@ impl UpstreamError {
             UpstreamError::Status {
                 rpc_error: Some(e), ..
             } => match &e.id {
-                Some(eid) if eid == id => (**e).clone(),
+                Some(eid) if eid.json() == id.json() => (**e).clone(),
+                // The same id spelled otherwise (`1` for `1.0`): the client's spelling.
+                Some(eid) if eid == id => e.with_id_text(id),
                 _ => e.readdressed(id),
             },
             other => Message::error_response(
@@ -173,7 +180,9 @@ impl Error {
                 D::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 D::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
                 D::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                D::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
                 D::BadBody(_)
+                | D::BatchedInitialize(_)
                 | D::Parse(_)
                 | D::MissingSessionId
                 | D::NotInitialized(_)
@@ -194,7 +203,9 @@ impl Error {
         match self {
             Error::Downstream(D::Parse(p)) => p.code(),
             Error::Downstream(D::UnknownSession) => codes::SESSION_NOT_FOUND,
-            Error::Downstream(D::AlreadyInitialized(_)) => codes::INVALID_REQUEST,
+            Error::Downstream(D::AlreadyInitialized(_) | D::BatchedInitialize(_)) => {
+                codes::INVALID_REQUEST
+            }
             _ => codes::CONNECTION_CLOSED,
         }
     }
@@ -202,7 +213,8 @@ impl Error {
     fn rpc_id(&self) -> Option<&Id> {
         match self {
             Error::Downstream(DownstreamError::NotInitialized(id))
-            | Error::Downstream(DownstreamError::AlreadyInitialized(id)) => id.as_ref(),
+            | Error::Downstream(DownstreamError::AlreadyInitialized(id))
+            | Error::Downstream(DownstreamError::BatchedInitialize(id)) => id.as_ref(),
             Error::Upstream { id, .. } => id.as_ref(),
             _ => None,
         }
@@ -242,6 +254,10 @@ impl actix_web::ResponseError for Error {
             Error::Downstream(DownstreamError::SessionBusy(_)) => {
                 res.insert_header((header::RETRY_AFTER, "1"));
             }
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            Error::Downstream(DownstreamError::BodyTimeout(_)) => {
+                res.force_close();
+            }
             Error::Downstream(DownstreamError::MissingToken) => {
                 res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="mcp-bridge""#));
             }
@@ -278,6 +294,11 @@ mod tests {
             (DownstreamError::UnsupportedMediaType.into(), 415),
             (DownstreamError::NotAcceptable("x").into(), 406),
             (DownstreamError::BodyTooLarge(1).into(), 413),
+            (
+                DownstreamError::BodyTimeout(Duration::from_secs(1)).into(),
+                408,
+            ),
+            (DownstreamError::BatchedInitialize(None).into(), 400),
             (DownstreamError::MissingSessionId.into(), 400),
             (DownstreamError::UnknownSession.into(), 404),
             (DownstreamError::SessionLimit.into(), 503),

@@ -8,9 +8,27 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// A JSON-RPC id (or progress token) kept as its exact JSON text: `1` and `"1"` differ.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+mod id_key;
+
+/// A JSON-RPC id (or progress token) kept as its exact JSON text, compared by JSON value:
+/// SDK servers re-serialise ids (`1.0` → `1`, `"\u0041"` → `"A"`), and their answers must
+/// still find the request. A string never equals a number: `1` and `"1"` differ.
+#[derive(Clone, Debug)]
 pub struct Id(Box<str>);
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        self.0 == other.0 || self.value_key() == other.value_key()
+    }
+}
+
+impl Eq for Id {}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value_key().hash(state);
+    }
+}
 
 impl Id {
     /// The id as JSON text, ready to splice into a message.
@@ -22,6 +40,11 @@ impl Id {
     /// counters, which are integers or UUIDs).
     pub fn bridge(n: u64) -> Id {
         Id(format!("\"mcp-bridge-{n}\"").into())
+    }
+
+    /// A text that is equal for equal JSON values (see [`id_key`]).
+    fn value_key(&self) -> Cow<'_, str> {
+        id_key::of(&self.0)
     }
 
     fn from_raw(raw: &RawValue) -> Option<Id> {
@@ -335,6 +358,31 @@ impl Message {
         Message::parse(Bytes::from(raw)).expect("re-addressed error is well formed")
     }
 
+    /// This message with its id written as `id` spells it (an equal value, other text):
+    /// the id's bytes are replaced in place and every other byte is kept.
+    pub fn with_id_text(&self, id: &Id) -> Message {
+        let span = serde_json::from_slice::<Envelope<'_>>(&self.raw)
+            .ok()
+            .and_then(|env| env.id)
+            .map(|raw_id| {
+                let text = raw_id.get();
+                let start = text.as_ptr() as usize - self.raw.as_ptr() as usize;
+                start..start + text.len()
+            });
+        let Some(span) = span.filter(|s| s.end <= self.raw.len()) else {
+            return self.clone();
+        };
+        let mut raw = Vec::with_capacity(self.raw.len() - span.len() + id.json().len());
+        raw.extend_from_slice(&self.raw[..span.start]);
+        raw.extend_from_slice(id.json().as_bytes());
+        raw.extend_from_slice(&self.raw[span.end..]);
+        Message {
+            raw: Bytes::from(raw),
+            id: Some(id.clone()),
+            ..self.clone()
+        }
+    }
+
     /// For an `initialize` response: `result.protocolVersion`.
     pub fn protocol_version(&self) -> Option<String> {
         #[derive(Deserialize)]
@@ -349,6 +397,24 @@ impl Message {
         }
         let res: Res<'_> = serde_json::from_slice(&self.raw).ok()?;
         res.result?.protocol_version.map(Cow::into_owned)
+    }
+
+    /// For an error response: `error.message`.
+    pub fn error_message(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Res<'a> {
+            #[serde(borrow)]
+            error: Option<Err<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Err<'a> {
+            #[serde(borrow)]
+            message: Cow<'a, str>,
+        }
+        serde_json::from_slice::<Res<'_>>(&self.raw)
+            .ok()?
+            .error
+            .map(|e| e.message.into_owned())
     }
 
     /// For an error response: its code and message, for logs and re-addressing.
@@ -467,6 +533,43 @@ mod tests {
         assert!(Message::parse(e.raw().clone()).unwrap().is_error);
         let r = Message::bridge_request(&Id::bridge(1), "initialize", Some("{\"a\":1}"));
         assert!(r.is_initialize());
+    }
+
+    #[test]
+    fn ids_equal_by_json_value_keep_their_text() {
+        let id = |s: &str| {
+            parse(&format!(r#"{{"jsonrpc":"2.0","id":{s},"result":{{}}}}"#))
+                .id
+                .unwrap()
+        };
+        for (sent, echoed) in [
+            ("1.0", "1"),
+            ("1e3", "1000"),
+            ("-0", "0"),
+            (r#""\u0041""#, r#""A""#),
+        ] {
+            assert_eq!(id(sent), id(echoed), "{sent} vs {echoed}");
+            assert_eq!(id(sent).json(), sent);
+            let mut table = std::collections::HashMap::new();
+            table.insert(id(sent), ());
+            assert!(table.contains_key(&id(echoed)), "{sent} found by {echoed}");
+        }
+        assert_ne!(id("1"), id(r#""1""#));
+        assert_ne!(id("9007199254740993"), id("9007199254740992"));
+    }
+
+    #[test]
+    fn id_text_is_spliced_without_touching_other_bytes() {
+        let m = parse(r#"{ "jsonrpc" : "2.0", "result":{"n":1.0e0, "id":7}, "id" : 1000 }"#);
+        let client_id = parse(r#"{"jsonrpc":"2.0","id":1e3,"method":"x"}"#)
+            .id
+            .unwrap();
+        let fixed = m.with_id_text(&client_id);
+        assert_eq!(
+            fixed.raw().as_ref(),
+            br#"{ "jsonrpc" : "2.0", "result":{"n":1.0e0, "id":7}, "id" : 1e3 }"#
+        );
+        assert_eq!(fixed.id.as_ref().unwrap().json(), "1e3");
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub mod sse;
 pub mod tls;
 pub mod upstream;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,7 +49,7 @@ struct Built {
 fn build(cfg: Config) -> std::io::Result<Built> {
     let cfg = Arc::new(cfg);
     let server_tls = tls::server_config(&cfg.deploy)?;
-    let sessions = Arc::new(SessionMap::new(cfg.max_sessions));
+    let sessions = Arc::new(SessionMap::new(cfg.max_sessions, cfg.replay.total_bytes));
     let observer = Arc::new(Observer::new(&cfg));
     let upstream = Arc::new(UpstreamShared::new(
         cfg.clone(),

@@ -68,6 +68,25 @@ pub fn server_config(deploy: &Deploy) -> Result<Option<ServerConfig>, TlsError> 
     Ok(Some(cfg))
 }
 
+/// The DNS names (subject alternative names, wildcards included) of the listener's
+/// certificate: clients reach the bridge by these, so `Host` may carry them.
+pub fn certificate_names(deploy: &Deploy) -> Result<Vec<String>, TlsError> {
+    let Some(TlsFiles { cert, .. }) = &deploy.tls else {
+        return Ok(Vec::new());
+    };
+    let file_err = |reason: String| TlsError::File {
+        flag: "--tls-cert",
+        path: cert.clone(),
+        reason,
+    };
+    let leaf = CertificateDer::pem_file_iter(cert)
+        .and_then(|mut it| it.next().transpose())
+        .map_err(|e| file_err(e.to_string()))?
+        .ok_or_else(|| file_err("no certificate in it".into()))?;
+    let leaf = webpki::EndEntityCert::try_from(&leaf).map_err(|e| file_err(e.to_string()))?;
+    Ok(leaf.valid_dns_names().map(str::to_owned).collect())
+}
+
 /// The upstream client's TLS configuration: the public web roots plus `--upstream-ca`, or —
 /// only when asked with `--upstream-insecure` — no verification at all.
 pub fn client_config(deploy: &Deploy) -> Result<Arc<ClientConfig>, TlsError> {

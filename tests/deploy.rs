@@ -5,10 +5,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
+use mcp_testkit::pki::{arg, TestPki};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::*;
@@ -18,79 +18,13 @@ const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
 // ---- certificates and TLS plumbing ----------------------------------------------------------
 
-/// A CA, a server certificate it signed for 127.0.0.1/localhost, and an unrelated CA.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-    other_ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-bridge-deploy-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = |name: &str| {
-            let key = KeyPair::generate().unwrap();
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p.distinguished_name.push(DnType::CommonName, name);
-            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            let cert = p.self_signed(&key).unwrap();
-            (cert, key)
-        };
-        let (ca_cert, ca_key) = ca("mcp-bridge test CA");
-        let (other_cert, _) = ca("someone else's CA");
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca_cert, &ca_key)
-            .unwrap();
-        let write = |name: &str, pem: String| {
-            let p = dir.join(name);
-            std::fs::write(&p, pem).unwrap();
-            p
-        };
-        Pki {
-            ca: write("ca.pem", ca_cert.pem()),
-            other_ca: write("other-ca.pem", other_cert.pem()),
-            cert: write("cert.pem", leaf.pem()),
-            key: write("key.pem", leaf_key.serialize_pem()),
-            dir,
-        }
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A TLS-terminating TCP passthrough in front of `target` (the plain-HTTP fake server), on
 /// a thread of its own for the rest of the test process.
-fn tls_front(target: SocketAddr, pki: &Pki) -> SocketAddr {
+fn tls_front(target: SocketAddr, pki: &TestPki) -> SocketAddr {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.cert)
         .unwrap()
         .map(Result::unwrap)
@@ -182,7 +116,7 @@ fn messages(body: &str) -> Vec<Value> {
 
 #[actix_rt::test]
 async fn https_client_to_tls_bridge_to_https_upstream() {
-    let pki = Pki::new();
+    let pki = TestPki::new("deploy");
     let server = FakeServer::start(ServerOptions::streamable());
     let front = tls_front(server.addr(), &pki);
     let bridge = bridge(
@@ -191,11 +125,11 @@ async fn https_client_to_tls_bridge_to_https_upstream() {
             "--upstream-transport",
             "streamable",
             "--tls-cert",
-            s(&pki.cert),
+            arg(&pki.cert),
             "--tls-key",
-            s(&pki.key),
+            arg(&pki.key),
             "--upstream-ca",
-            s(&pki.ca),
+            arg(&pki.ca),
         ],
     );
     let url = format!("https://127.0.0.1:{}/mcp", bridge.addr.port());
@@ -249,11 +183,11 @@ async fn https_client_to_tls_bridge_to_https_upstream() {
 #[actix_rt::test]
 async fn http2_clients_are_served_over_tls() {
     use futures_util::StreamExt;
-    let pki = Pki::new();
+    let pki = TestPki::new("deploy");
     let server = FakeServer::start(ServerOptions::streamable());
     let bridge = bridge(
         &server.url(),
-        &["--tls-cert", s(&pki.cert), "--tls-key", s(&pki.key)],
+        &["--tls-cert", arg(&pki.cert), "--tls-key", arg(&pki.key)],
     );
     let base = format!("https://127.0.0.1:{}", bridge.addr.port());
     let client = https_client_alpn(&pki.ca, b"h2");
@@ -305,13 +239,13 @@ async fn init_through(upstream: &str, extra: &[&str]) -> (Raw, usize) {
 
 #[actix_rt::test]
 async fn upstream_certificates_are_verified_unless_explicitly_not() {
-    let pki = Pki::new();
+    let pki = TestPki::new("deploy");
     let server = FakeServer::start(ServerOptions::streamable());
     let front = tls_front(server.addr(), &pki);
     let upstream = format!("https://127.0.0.1:{}/mcp", front.port());
 
     // The public web roots do not know the test CA; another private CA does not either.
-    for extra in [&[][..], &["--upstream-ca", s(&pki.other_ca)][..]] {
+    for extra in [&[][..], &["--upstream-ca", arg(&pki.other_ca)][..]] {
         let (r, sessions) = init_through(&upstream, extra).await;
         assert_eq!(r.status, 502, "{extra:?}: {}", r.body);
         assert_eq!(r.json()["id"], 1, "the client's initialize gets the error");
@@ -325,7 +259,7 @@ async fn upstream_certificates_are_verified_unless_explicitly_not() {
 
     // The right CA, or (loudly) no verification at all, connects.
     for extra in [
-        &["--upstream-ca", s(&pki.ca)][..],
+        &["--upstream-ca", arg(&pki.ca)][..],
         &["--upstream-insecure"][..],
     ] {
         let (r, sessions) = init_through(&upstream, extra).await;
@@ -477,7 +411,7 @@ async fn cors_star_answers_any_origin_without_credentials() {
 
 #[actix_rt::test]
 async fn bearer_tokens_guard_every_endpoint_and_bind_sessions() {
-    let pki = Pki::new(); // only for its temp dir
+    let pki = TestPki::new("deploy"); // only for its temp dir
     let token_file = pki.file("tokens", "# ops\nbeta\n");
     let server = FakeServer::start(ServerOptions::streamable());
     let bridge = bridge(
@@ -547,7 +481,7 @@ async fn bearer_tokens_guard_every_endpoint_and_bind_sessions() {
 
 #[actix_rt::test]
 async fn upstream_headers_are_forwarded_added_and_stripped_by_policy() {
-    let pki = Pki::new();
+    let pki = TestPki::new("deploy");
     let secret = pki.file("api-key", "from-file\n");
     let server = FakeServer::start(ServerOptions::streamable());
     let bridge = bridge(

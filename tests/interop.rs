@@ -28,15 +28,14 @@
 //! filter, default `info,mcp_bridge=debug`), `INTEROP_DIRECT_ONLY=1` (developer switch: run only
 //! the direct baselines, to check peers and harness without the bridge; says so loudly).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mcp_testkit::pki::{self, TestPki};
+use mcp_testkit::proc::{strip_ansi, Proc, ProcOptions};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -101,161 +100,6 @@ fn require_peers() {
             problems.join("\n  - ")
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: output captured (bounded tail), killed on drop
-// ---------------------------------------------------------------------------------------------
-
-const TAIL_BYTES: usize = 256 * 1024;
-
-#[derive(Default)]
-struct Tail {
-    buf: VecDeque<u8>,
-    dropped: usize,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        self.buf.extend(data);
-        if self.buf.len() > TAIL_BYTES {
-            let excess = self.buf.len() - TAIL_BYTES;
-            self.buf.drain(..excess);
-            self.dropped += excess;
-        }
-    }
-    fn text(&self) -> String {
-        let (a, b) = self.buf.as_slices();
-        let mut v = Vec::with_capacity(a.len() + b.len());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b);
-        let s = String::from_utf8_lossy(&v).into_owned();
-        if self.dropped > 0 {
-            format!("[... {} earlier bytes dropped ...]\n{s}", self.dropped)
-        } else {
-            s
-        }
-    }
-}
-
-/// A child process whose stdout+stderr are collected; killed and reaped on drop (also when
-/// the test panics).
-struct Proc {
-    name: String,
-    child: Child,
-    output: Arc<Mutex<Tail>>,
-    stdout_lines: Option<mpsc::Receiver<String>>,
-    readers: Vec<thread::JoinHandle<()>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, watch_stdout_lines: bool) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let output = Arc::new(Mutex::new(Tail::default()));
-        let mut readers = Vec::new();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        {
-            let output = output.clone();
-            let tx = if watch_stdout_lines { Some(tx) } else { None };
-            readers.push(thread::spawn(move || {
-                let mut r = BufReader::new(stdout);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match r.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            output.lock().unwrap().push(&line);
-                            if let Some(tx) = &tx {
-                                let _ =
-                                    tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
-                            }
-                        }
-                    }
-                }
-            }));
-        }
-        {
-            let output = output.clone();
-            readers.push(thread::spawn(move || {
-                let mut r = stderr;
-                let mut buf = [0u8; 8192];
-                loop {
-                    match r.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => output.lock().unwrap().push(&buf[..n]),
-                    }
-                }
-            }));
-        }
-        Proc {
-            name: name.to_string(),
-            child,
-            output,
-            stdout_lines: if watch_stdout_lines { Some(rx) } else { None },
-            readers,
-        }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().text()
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// Output tail for failure messages (ANSI colour codes removed).
-    fn report(&self, max_lines: usize) -> String {
-        let text = strip_ansi(&self.output());
-        let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(max_lines);
-        format!(
-            "----- {} (pid {}), last {} of {} lines -----\n{}\n----- end {} -----",
-            self.name,
-            self.child.id(),
-            lines.len() - start,
-            lines.len(),
-            lines[start..].join("\n"),
-            self.name
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            // CSI: parameters and intermediates, then one final byte in @..~
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn free_port() -> u16 {
@@ -345,10 +189,9 @@ fn start_server_at(sw: ServerSw, transport: Transport, fixed: Option<(u16, &str)
             ServerSw::Everything => format!("on port {port}"),
             ServerSw::FastMcp => format!("Uvicorn running on http://127.0.0.1:{port}"),
         };
-        let mut proc = Proc::spawn(&name, cmd, false);
-        let deadline = Instant::now() + SERVER_START_DEADLINE;
-        loop {
-            if proc.output().contains(&ready_line) && proc.exited().is_none() && can_connect(port) {
+        let mut proc = spawn(&name, cmd);
+        match wait_listening(&mut proc, &ready_line, port) {
+            Ok(()) => {
                 let path = match (fixed, transport) {
                     (Some((_, path)), _) => path,
                     (None, Transport::Sse) => "/sse",
@@ -359,24 +202,56 @@ fn start_server_at(sw: ServerSw, transport: Transport, fixed: Option<(u16, &str)
                     proc,
                 };
             }
-            if let Some(st) = proc.exited() {
-                // e.g. the port was taken between free_port() and the bind: try another one
+            // e.g. the port was taken between free_port() and the bind: try another one
+            Err(Exited(st)) => {
                 last_err = format!(
                     "{name} exited with {st} before listening\n{}",
                     proc.report(40)
-                );
-                break;
+                )
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "{name} did not listen within {SERVER_START_DEADLINE:?}\n{}",
-                    proc.report(40)
-                );
-            }
-            thread::sleep(Duration::from_millis(25));
+            Err(TimedOut) => panic!(
+                "{name} did not listen within {SERVER_START_DEADLINE:?}\n{}",
+                proc.report(40)
+            ),
         }
     }
     panic!("could not start {sw:?} {transport:?}: {last_err}");
+}
+
+/// Starts a peer with its output collected (killed on drop).
+fn spawn(name: &str, cmd: Command) -> Proc {
+    Proc::spawn(name, cmd, ProcOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+enum NotListening {
+    Exited(ExitStatus),
+    TimedOut,
+}
+use NotListening::{Exited, TimedOut};
+
+/// Ready means: OUR process printed `ready_line` and the port answers, within
+/// `SERVER_START_DEADLINE`.
+fn wait_listening(proc: &mut Proc, ready_line: &str, port: u16) -> Result<(), NotListening> {
+    let deadline = Instant::now() + SERVER_START_DEADLINE;
+    if proc.wait_output(ready_line, SERVER_START_DEADLINE).is_err() {
+        // Its output ended (it is exiting: reap it) or the deadline passed.
+        return Err(proc
+            .wait_exit(Duration::from_secs(2))
+            .map_or(TimedOut, Exited));
+    }
+    loop {
+        if let Some(st) = proc.exited() {
+            return Err(Exited(st));
+        }
+        if Instant::now() > deadline {
+            return Err(TimedOut);
+        }
+        // The log line may come a moment before the socket accepts.
+        if can_connect(port) {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,48 +308,38 @@ fn start_bridge(upstream_url: &str, mode: Upstream, extra: &[&str]) -> Bridge {
             cmd.env("RUST_LOG", "info,mcp_bridge=debug");
         }
         let name = format!("mcp-bridge {listen} -> {upstream_url} ({})", mode.flag());
-        let mut proc = Proc::spawn(&name, cmd, true);
-        let lines = proc.stdout_lines.take().unwrap();
-        let deadline = Instant::now() + BRIDGE_START_DEADLINE;
-        let mut announced: Option<String> = None;
-        loop {
-            while let Ok(line) = lines.try_recv() {
-                if let Some(rest) = line.split("mcp-bridge listening on ").nth(1) {
-                    announced = Some(rest.trim().trim_end_matches('/').to_string());
-                }
-            }
-            // Only the bridge's own line counts: a bare connect could reach another test's
-            // process that grabbed the same free port.
-            if let Some(base) = &announced {
-                if base != &format!("{scheme}://{listen}") {
-                    panic!(
-                        "bridge asked to listen on {listen} announced {base}\n{}",
-                        proc.report(60)
-                    );
-                }
-                return Bridge {
-                    base: base.clone(),
-                    proc,
-                };
-            }
-            if let Some(st) = proc.exited() {
-                last_err = format!(
-                    "bridge exited with {st} before listening\n{}",
-                    proc.report(60)
-                );
-                if !proc.output().contains("in use") {
-                    panic!("{last_err}");
-                }
-                break; // port race: retry on another port
-            }
-            if Instant::now() > deadline {
+        let mut proc = spawn(&name, cmd);
+        // Only the bridge's own line counts: a bare connect could reach another test's
+        // process that grabbed the same free port.
+        const LISTENING: &str = "mcp-bridge listening on ";
+        let announced = proc.wait_line(LISTENING, BRIDGE_START_DEADLINE);
+        if let Ok(line) = announced {
+            let base = line[LISTENING.len()..].trim().trim_end_matches('/');
+            if base != format!("{scheme}://{listen}") {
                 panic!(
-                    "bridge did not print `mcp-bridge listening on {scheme}://{listen}` within {BRIDGE_START_DEADLINE:?}\n{}",
+                    "bridge asked to listen on {listen} announced {base}\n{}",
                     proc.report(60)
                 );
             }
-            thread::sleep(Duration::from_millis(20));
+            return Bridge {
+                base: base.to_string(),
+                proc,
+            };
         }
+        let Some(st) = proc.exited() else {
+            panic!(
+                "bridge did not print `mcp-bridge listening on {scheme}://{listen}` within {BRIDGE_START_DEADLINE:?}\n{}",
+                proc.report(60)
+            );
+        };
+        last_err = format!(
+            "bridge exited with {st} before listening\n{}",
+            proc.report(60)
+        );
+        if !proc.output().contains("in use") {
+            panic!("{last_err}");
+        }
+        // port race: retry on another port
     }
     panic!("could not start the bridge: {last_err}");
 }
@@ -586,30 +451,14 @@ fn client_timeout() -> u64 {
 fn run_client(client: ClientSw, url: &str, extra: &[String], label: &str) -> ClientRun {
     let timeout = client_timeout();
     let started = Instant::now();
-    let mut proc = Proc::spawn(
+    let mut proc = spawn(
         &format!("{label} client"),
         client.command(url, timeout, extra),
-        true,
     );
-    let lines = proc.stdout_lines.take().unwrap();
     // The client has its own overall timeout; this is the backstop.
-    let deadline = started + Duration::from_secs(timeout + 5);
-    let status = loop {
-        if let Some(st) = proc.exited() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = proc.wait_exit(Duration::from_secs(timeout + 5));
     let elapsed = started.elapsed();
-    let _ = proc.child.kill();
-    let _ = proc.child.wait();
-    for r in proc.readers.drain(..) {
-        let _ = r.join();
-    }
-    let stdout_lines: Vec<String> = lines.try_iter().collect();
+    let stdout_lines = proc.stop();
     let summary = stdout_lines.iter().rev().find_map(|l| {
         serde_json::from_str::<Value>(l)
             .ok()
@@ -955,57 +804,6 @@ fn run_upgrade_cell() {
 // The deploy cell: HTTPS and a bearer token in front of a real server
 // ---------------------------------------------------------------------------------------------
 
-/// A CA and a server certificate it signed for 127.0.0.1/localhost, made at test time as PEM
-/// files in a temporary folder (removed on drop). As in tests/deploy.rs.
-struct TestPki {
-    dir: PathBuf,
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-impl TestPki {
-    fn new() -> TestPki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-bridge-interop-{}-{}",
-            std::process::id(),
-            random_hex(4)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "mcp-bridge interop CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        // Python 3.13+ verifies with VERIFY_X509_STRICT, which wants the AKI.
-        leaf.use_authority_key_identifier_extension = true;
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-        let write = |name: &str, pem: String| {
-            let p = dir.join(name);
-            std::fs::write(&p, pem).unwrap();
-            p.to_string_lossy().into_owned()
-        };
-        TestPki {
-            ca: write("ca.pem", ca_cert.pem()),
-            cert: write("cert.pem", leaf_cert.pem()),
-            key: write("key.pem", leaf_key.serialize_pem()),
-            dir,
-        }
-    }
-}
-
-impl Drop for TestPki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).expect("OS random numbers");
@@ -1029,7 +827,7 @@ fn run_deploy_cell() {
         return;
     }
 
-    let pki = TestPki::new();
+    let pki = TestPki::new("interop");
     let token = random_hex(32);
     let upstream = start_server(server, Transport::Streamable);
     let bridge = start_bridge(
@@ -1037,9 +835,9 @@ fn run_deploy_cell() {
         Upstream::Streamable,
         &[
             "--tls-cert",
-            &pki.cert,
+            pki::arg(&pki.cert),
             "--tls-key",
-            &pki.key,
+            pki::arg(&pki.key),
             "--auth-token",
             &token,
         ],
@@ -1050,7 +848,7 @@ fn run_deploy_cell() {
         bridge.base
     );
     let url = format!("{}/mcp", bridge.base);
-    let trust = ["--ca-file".to_string(), pki.ca.clone()];
+    let trust = ["--ca-file".to_string(), pki::arg(&pki.ca).to_string()];
     let with_token = [
         &trust[..],
         &[
@@ -1227,4 +1025,117 @@ fn summary_diff_names_the_differing_paths() {
                 .to_string()
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// server-everything restarted under a running bridge (self-contained: its own helpers)
+// ---------------------------------------------------------------------------------------------
+
+/// server-everything (Streamable) answers an unknown session with 400 `-32000 "Bad Request:
+/// No valid session ID provided"`, not 404. Restarted under a running bridge, it no longer
+/// knows the bridge's upstream session: the bridge must re-initialise it, so that a legacy
+/// client's next call works.
+mod interop_everything_restart {
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use mcp_testkit::LegacyClient;
+    use serde_json::json;
+
+    /// A server-everything process, killed when dropped.
+    struct Everything(Child);
+
+    impl Drop for Everything {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn start_everything(port: u16) -> Everything {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("INTEROP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".interop"));
+        let entry =
+            dir.join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            entry.exists(),
+            "{entry:?} missing: run `make interop-deps` (tests/interop/install.sh)"
+        );
+        let child = Command::new("node")
+            .arg("--require")
+            .arg(root.join("tests/interop/servers/loopback.cjs"))
+            .arg(entry)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        let server = Everything(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    async fn echo(client: &LegacyClient, text: &str) -> serde_json::Value {
+        let ex = client
+            .request(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"message": text}}),
+            )
+            .await
+            .expect("answered");
+        ex.response
+    }
+
+    #[actix_rt::test]
+    async fn legacy_client_keeps_working_across_a_server_everything_restart() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = start_everything(port).await;
+        let upstream = format!("http://127.0.0.1:{port}/mcp");
+        let cfg = mcp_bridge::Config::from_args([
+            "mcp-bridge",
+            "--upstream",
+            &upstream,
+            "--upstream-transport",
+            "streamable",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-timeout",
+            "10s",
+        ])
+        .expect("valid config");
+        let bridge = mcp_bridge::spawn(cfg).expect("bridge starts");
+        let client = LegacyClient::connect(&bridge.url("/sse"), &[])
+            .await
+            .expect("legacy client connects");
+        client.set_timeout(Duration::from_secs(20));
+        client.initialize("2025-06-18").await.expect("initialized");
+        let before = echo(&client, "before").await;
+        assert!(before.to_string().contains("before"), "{before}");
+
+        drop(server);
+        let _server = start_everything(port).await;
+        let after = echo(&client, "after the restart").await;
+        assert!(
+            after["result"].to_string().contains("after the restart"),
+            "the call after the restart failed: {after}"
+        );
+    }
 }

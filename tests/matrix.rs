@@ -3,86 +3,60 @@
 
 mod support;
 
-use mcp_testkit::SAMPLING_REPLY_TEXT;
+use mcp_testkit::{McpClient, SAMPLING_REPLY_TEXT};
 use support::*;
 
-#[derive(Clone, Copy, Debug)]
-enum ClientKind {
-    Legacy,
-    Streamable,
+/// A client of `kind` (legacy on the bridge's `/sse`, Streamable on its `/mcp`), driven
+/// through the testkit's one client trait.
+async fn connect(kind: Transport, bridge: &Bridge) -> Box<dyn McpClient> {
+    let path = match kind {
+        Transport::Legacy => "/sse",
+        Transport::Streamable => "/mcp",
+    };
+    mcp_testkit::connect(kind, &bridge.url(path), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?} connect: {e}"))
 }
 
-/// One client of either generation, driven through the same scenario.
-enum Client {
-    Legacy(LegacyClient),
-    Streamable(StreamableClient),
-}
-
-impl Client {
-    async fn connect(kind: ClientKind, bridge: &Bridge) -> Client {
-        match kind {
-            ClientKind::Legacy => Client::Legacy(
-                LegacyClient::connect(&bridge.url("/sse"), &[])
-                    .await
-                    .expect("legacy connect"),
-            ),
-            ClientKind::Streamable => {
-                Client::Streamable(StreamableClient::new(&bridge.url("/mcp"), &[]))
-            }
-        }
-    }
-
-    async fn initialize(&self, version: &str) -> Value {
-        match self {
-            Client::Legacy(c) => c.initialize(version).await,
-            Client::Streamable(c) => c.initialize(version).await,
-        }
-        .expect("initialize")
-    }
-
-    async fn request(&self, method: &str, params: Value) -> mcp_testkit::Exchange {
-        match self {
-            Client::Legacy(c) => c.request(method, params).await,
-            Client::Streamable(c) => c.request(method, params).await,
-        }
+async fn request(client: &dyn McpClient, method: &str, params: Value) -> mcp_testkit::Exchange {
+    client
+        .request(method, params)
+        .await
         .unwrap_or_else(|e| panic!("{method}: {e}"))
-    }
+}
 
-    async fn teardown(&self) {
-        match self {
-            Client::Legacy(c) => c.close(),
-            Client::Streamable(c) => assert_eq!(c.delete().await.unwrap(), 200),
-        }
+/// Legacy: the SSE stream is dropped; Streamable: DELETE, answered 200.
+async fn teardown(client: &dyn McpClient) {
+    if let Some(status) = client.close().await.unwrap() {
+        assert_eq!(status, 200);
     }
 }
 
 /// initialize, tools/list, a tool with progress + logging, a server→client request, teardown.
-async fn scenario(kind: ClientKind, server: &FakeServer, bridge: &Bridge) {
-    let client = Client::connect(kind, bridge).await;
-    let init = client.initialize("2025-06-18").await;
+async fn scenario(kind: Transport, server: &FakeServer, bridge: &Bridge) {
+    let client = connect(kind, bridge).await;
+    let init = client.initialize("2025-06-18").await.expect("initialize");
     assert!(init["serverInfo"]["name"]
         .as_str()
         .unwrap()
         .starts_with("fake-"));
-    let tools = client.request("tools/list", json!({})).await;
+    let tools = request(&*client, "tools/list", json!({})).await;
     assert!(tools.result().unwrap()["tools"].as_array().unwrap().len() >= 5);
-    let call = client
-        .request("tools/call", progress_call(2, json!("m")))
-        .await;
+    let call = request(&*client, "tools/call", progress_call(2, json!("m"))).await;
     assert_eq!(
         notification_trace(&call.notifications),
         ["log:step 1", "progress:1/2", "log:step 2", "progress:2/2"],
         "{kind:?} → {:?}",
         server.transport()
     );
-    let sample = client
-        .request(
-            "tools/call",
-            json!({"name": "sample", "arguments": {"prompt": "?"}}),
-        )
-        .await;
+    let sample = request(
+        &*client,
+        "tools/call",
+        json!({"name": "sample", "arguments": {"prompt": "?"}}),
+    )
+    .await;
     assert_eq!(sample.text(), Some(SAMPLING_REPLY_TEXT));
-    client.teardown().await;
+    teardown(&*client).await;
     assert!(
         eventually(|| bridge.session_count() == 0).await,
         "bridge session ends"
@@ -98,7 +72,7 @@ async fn scenario(kind: ClientKind, server: &FakeServer, bridge: &Bridge) {
     );
 }
 
-async fn cell(kind: ClientKind, opts: ServerOptions) {
+async fn cell(kind: Transport, opts: ServerOptions) {
     let server = FakeServer::start(opts);
     let bridge = bridge(&server.url(), &[]); // auto
     scenario(kind, &server, &bridge).await;
@@ -106,18 +80,18 @@ async fn cell(kind: ClientKind, opts: ServerOptions) {
 
 #[actix_rt::test]
 async fn legacy_client_legacy_server() {
-    cell(ClientKind::Legacy, ServerOptions::legacy()).await;
+    cell(Transport::Legacy, ServerOptions::legacy()).await;
 }
 
 #[actix_rt::test]
 async fn legacy_client_streamable_server() {
-    cell(ClientKind::Legacy, ServerOptions::streamable()).await;
+    cell(Transport::Legacy, ServerOptions::streamable()).await;
 }
 
 #[actix_rt::test]
 async fn streamable_client_legacy_server() {
     cell(
-        ClientKind::Streamable,
+        Transport::Streamable,
         ServerOptions::legacy().endpoint_style(EndpointStyle::Py),
     )
     .await;
@@ -125,7 +99,7 @@ async fn streamable_client_legacy_server() {
 
 #[actix_rt::test]
 async fn streamable_client_streamable_server() {
-    cell(ClientKind::Streamable, ServerOptions::streamable()).await;
+    cell(Transport::Streamable, ServerOptions::streamable()).await;
 }
 
 #[actix_rt::test]
@@ -133,13 +107,13 @@ async fn both_generations_at_once_in_front_of_one_server() {
     for opts in [ServerOptions::legacy(), ServerOptions::streamable()] {
         let server = FakeServer::start(opts);
         let bridge = bridge(&server.url(), &[]);
-        let old = Client::connect(ClientKind::Legacy, &bridge).await;
-        let new = Client::connect(ClientKind::Streamable, &bridge).await;
-        old.initialize("2024-11-05").await;
-        new.initialize("2025-11-25").await;
+        let old = connect(Transport::Legacy, &bridge).await;
+        let new = connect(Transport::Streamable, &bridge).await;
+        old.initialize("2024-11-05").await.expect("initialize");
+        new.initialize("2025-11-25").await.expect("initialize");
         let (a, b) = tokio::join!(
-            old.request("tools/call", progress_call(3, json!("old"))),
-            new.request("tools/call", progress_call(3, json!("new")))
+            request(&*old, "tools/call", progress_call(3, json!("old"))),
+            request(&*new, "tools/call", progress_call(3, json!("new")))
         );
         assert_eq!(notification_trace(&a.notifications).len(), 6);
         assert_eq!(notification_trace(&b.notifications).len(), 6);
@@ -156,30 +130,30 @@ async fn bridge_follows_the_server_when_it_changes_transport() {
     let bridge = bridge(&first.url(), &[]);
     let mut server = first;
     for (opts, kind) in [
-        (ServerOptions::legacy(), ClientKind::Streamable),
-        (ServerOptions::streamable(), ClientKind::Legacy),
-        (ServerOptions::legacy(), ClientKind::Legacy),
-        (ServerOptions::streamable(), ClientKind::Streamable),
+        (ServerOptions::legacy(), Transport::Streamable),
+        (ServerOptions::streamable(), Transport::Legacy),
+        (ServerOptions::legacy(), Transport::Legacy),
+        (ServerOptions::streamable(), Transport::Streamable),
     ] {
         if server.transport() != opts.transport {
             server.stop();
             server = FakeServer::start(opts.path(Some("/mcp")).addr(addr));
         }
-        let client = Client::connect(kind, &bridge).await;
-        let init = client.initialize("2025-06-18").await;
+        let client = connect(kind, &bridge).await;
+        let init = client.initialize("2025-06-18").await.expect("initialize");
         let expected = match server.transport() {
             Transport::Legacy => "fake-legacy",
             Transport::Streamable => "fake-streamable",
         };
         assert_eq!(init["serverInfo"]["name"], expected);
-        let echo = client
-            .request(
-                "tools/call",
-                json!({"name": "echo", "arguments": {"text": "hi"}}),
-            )
-            .await;
+        let echo = request(
+            &*client,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+        )
+        .await;
         assert_eq!(echo.text(), Some("hi"));
-        client.teardown().await;
+        teardown(&*client).await;
         assert!(eventually(|| bridge.session_count() == 0).await);
     }
 }

@@ -114,7 +114,7 @@ async fn assert_difference(bridge: &Observed, kind: &str) -> Value {
 async fn legacy_client_differences() {
     // endpoint_rewritten, protocol_version_header_added, transport_detected,
     // session_reinitialised, error_readdressed, error_synthesized
-    let server = FakeServer::start(ServerOptions::streamable().unknown_session_status(400));
+    let server = FakeServer::start(ServerOptions::streamable().unknown_session_status(500));
     let bridge = bridge_with_admin(&server.url(), &[]);
     let client = LegacyClient::connect(&bridge.url("/sse"), &[])
         .await
@@ -128,10 +128,15 @@ async fn legacy_client_differences() {
     ] {
         assert_difference(&bridge, kind).await;
     }
-    // A TS-example-style server answers an unknown session with 400 and a null-id error.
+    // A server that fails the request with HTTP 500 and a null-id JSON-RPC error (not a
+    // session-loss signal, so no re-initialisation).
     server.expire_sessions();
     let ex = client.request("tools/list", json!({})).await.unwrap();
-    assert_eq!(ex.error().unwrap()["code"], -32000);
+    assert_eq!(
+        ex.error().unwrap()["code"],
+        -32001,
+        "the upstream's own error"
+    );
     assert_eq!(ex.response["id"], json!(client.next_id() - 1));
     assert_difference(&bridge, "error_readdressed").await;
     assert_difference(&bridge, "error_synthesized").await;

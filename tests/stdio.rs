@@ -463,3 +463,52 @@ async fn a_flooding_server_is_held_back_while_the_client_reads_slowly() {
     );
     assert_eq!(logs, count, "every notification arrived");
 }
+
+#[actix_rt::test]
+async fn a_legacy_client_that_stops_reading_is_cut_and_its_session_ends() {
+    use futures_util::StreamExt;
+    // A deadline longer than any fixed cap on one wait: only the session's own stall check
+    // (no progress for --slow-reader-timeout) may cut the reader.
+    let bridge = stdio_bridge(&stdio_server(), &["--slow-reader-timeout", "2s"]);
+    let http = awc::Client::builder().disable_timeout().finish();
+    let mut sse = http
+        .get(bridge.url("/sse"))
+        .insert_header(("accept", "text/event-stream"))
+        .send()
+        .await
+        .unwrap();
+    // Read only as far as the endpoint event, then never again.
+    let mut head = String::new();
+    while !head.contains("\n\n") {
+        let chunk = tokio::time::timeout(WAIT, sse.next())
+            .await
+            .unwrap()
+            .unwrap();
+        head.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let endpoint = head
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .expect("endpoint event")
+        .trim()
+        .to_owned();
+    let post = |body: String| {
+        let url = bridge.url(&endpoint);
+        async move { raw("POST", &url, &[JSON], &body).await.status }
+    };
+    assert_eq!(post(INIT.to_owned()).await, 202);
+    // 32 MB of notifications: far more than the socket buffers hold.
+    let flood = json!({"jsonrpc": "2.0", "id": "flood", "method": "tools/call",
+        "params": {"name": "flood", "arguments": {"count": 4000, "bytes": 8192}}});
+    assert_eq!(post(flood.to_string()).await, 202);
+    assert_eq!(bridge.session_count(), 1);
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    while bridge.session_count() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(sse);
+}

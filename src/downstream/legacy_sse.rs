@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::body::{read_limited, require_json, sse_response};
+use super::body::{parse_client_body, read_limited, require_json, sse_response};
+use super::forwarded;
 use super::policy::owns;
 use super::{accepted, forward_headers, forward_one, AppState, Credential};
-use crate::config::{path_prefix, Config};
 use crate::error::{DownstreamError, Error};
-use crate::jsonrpc::{self, Body};
+use crate::jsonrpc::Body;
 use crate::observe::Difference;
 use crate::session::{new_session_id, Front, Session, MAIN_STREAM};
 use crate::sse;
@@ -42,7 +42,7 @@ pub fn open(
     }
     // The upstream session is created by the client's own `initialize`, not now.
     driver.spawn(Arc::downgrade(&session), app.upstream.clone());
-    let endpoint = format!("{}?sessionId={id}", endpoint_base(req, cfg));
+    let endpoint = format!("{}?sessionId={id}", endpoint_base(req, app));
     session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
     session.difference(
         Difference::EndpointRewritten,
@@ -62,29 +62,56 @@ pub fn open(
 
 /// Where legacy clients POST: an absolute path on the client's own origin, with the public
 /// prefix that restores what a path-stripping reverse proxy removed — or, behind a trusted
-/// proxy, the prefix and origin the proxy reports.
-fn endpoint_base(req: &HttpRequest, cfg: &Config) -> String {
+/// proxy, the prefix and origin the proxy reports, when they are well formed.
+fn endpoint_base(req: &HttpRequest, app: &AppState) -> String {
+    let cfg = &app.cfg;
     let forwarded = |name: &str| {
         cfg.trust_forwarded_headers
             .then(|| req.headers().get(name)?.to_str().ok())
             .flatten()
-            .map(|v| v.split(',').next().unwrap_or("").trim())
-            .filter(|v| !v.is_empty())
+            .and_then(forwarded::first_value)
     };
-    let prefix = forwarded("x-forwarded-prefix")
-        .and_then(path_prefix)
-        .unwrap_or_else(|| cfg.public_prefix.clone());
+    let ignored = |name: &str, value: &str| {
+        app.observer.metrics.refusal();
+        tracing::warn!(
+            reason = "bad_forwarded_header",
+            header = name,
+            value,
+            "ignoring a malformed forwarded header"
+        );
+    };
+    let prefix = match forwarded("x-forwarded-prefix") {
+        Some(v) => forwarded::prefix(v).unwrap_or_else(|| {
+            ignored("x-forwarded-prefix", v);
+            cfg.public_prefix.clone()
+        }),
+        None => cfg.public_prefix.clone(),
+    };
     let path = format!("{prefix}{}", cfg.messages_path);
-    match forwarded("x-forwarded-host").filter(|h| !h.contains(['/', '?', '#', '@', ' '])) {
+    let host = forwarded("x-forwarded-host").and_then(|v| {
+        let host = forwarded::host(v);
+        if host.is_none() {
+            ignored("x-forwarded-host", v);
+        }
+        host
+    });
+    match host {
         Some(host) => {
-            let proto = match forwarded("x-forwarded-proto") {
-                Some("https") => "https",
-                _ => "http",
-            };
-            format!("{proto}://{host}{path}")
+            let scheme = forwarded::scheme(forwarded("x-forwarded-proto"));
+            format!("{scheme}://{host}{path}")
         }
         None => path,
     }
+}
+
+/// The session id of a legacy POST's query string (either SDK spelling).
+pub(crate) fn session_id(query: &str) -> Option<String> {
+    web::Query::<Vec<(String, String)>>::from_query(query)
+        .ok()?
+        .into_inner()
+        .into_iter()
+        .find(|(k, _)| SESSION_PARAMS.contains(&k.as_str()))
+        .map(|(_, v)| v)
 }
 
 pub async fn post(
@@ -94,21 +121,15 @@ pub async fn post(
     who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
     require_json(req)?;
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let sid = query
-        .iter()
-        .find(|(k, _)| SESSION_PARAMS.contains(&k.as_str()))
-        .map(|(_, v)| v.as_str())
-        .ok_or(DownstreamError::MissingSessionId)?;
+    // The session is checked before the body is read: a stranger's body is never held.
+    let sid = session_id(req.query_string()).ok_or(DownstreamError::MissingSessionId)?;
     let session = app
         .sessions
-        .get(sid)
+        .get(&sid)
         .filter(|s| s.front == Front::Legacy && !s.is_ended() && owns(s, who))
         .ok_or(DownstreamError::UnknownSession)?;
-    let body = read_limited(req, payload, app.cfg.max_body).await?;
-    let body = jsonrpc::parse_body(body).map_err(DownstreamError::from)?;
+    let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
+    let body = parse_client_body(body)?;
     if let Body::Batch(b) = &body {
         session.difference(
             Difference::BatchSplit,

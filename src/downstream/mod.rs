@@ -3,14 +3,16 @@
 //! CORS, limits), and the two fronts.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod cors;
+pub(crate) mod forwarded;
 mod guard;
-mod legacy_sse;
+pub(crate) mod legacy_sse;
 mod policy;
 mod streamable;
 
 pub use auth::Credential;
+pub use guard::{parse_host, HostAllowList};
 pub use policy::{Policy, PolicyError};
 
 use std::sync::Arc;
@@ -79,7 +81,7 @@ async fn route(
     payload: web::Payload,
     app: &AppState,
 ) -> Result<HttpResponse, Error> {
-    guard::check(req, &app.cfg)?;
+    guard::check(req, &app.policy.hosts, &app.cfg.allowed_origins)?;
     let cfg = &app.cfg;
     // Every path is accepted with or without a trailing slash.
     let path = req.path().trim_end_matches('/');

@@ -6,6 +6,7 @@ use actix_web::HttpRequest;
 
 use super::auth::{Auth, Credential, TokenFileError};
 use super::cors::Cors;
+use super::guard::HostAllowList;
 use crate::config::{Config, CorsOrigins};
 use crate::error::DownstreamError;
 use crate::session::{Session, SessionMap};
@@ -17,6 +18,8 @@ pub enum PolicyError {
     TokenFile(#[from] TokenFileError),
     #[error(transparent)]
     HeaderFile(#[from] HeaderFileError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl From<PolicyError> for std::io::Error {
@@ -29,12 +32,14 @@ pub struct Policy {
     auth: Option<Auth>,
     pub cors: Cors,
     pub headers: HeaderPolicy,
+    /// The `Host` values the listener answers to.
+    pub hosts: HostAllowList,
     max_sessions_per_credential: usize,
     max_requests_per_session: usize,
 }
 
 impl Policy {
-    /// Reads the token files and `@file` header values.
+    /// Reads the token files, `@file` header values and the TLS certificate's names.
     pub fn load(cfg: &Config) -> Result<Policy, PolicyError> {
         let d = &cfg.deploy;
         if d.cors == CorsOrigins::Any {
@@ -48,6 +53,11 @@ impl Policy {
             auth,
             cors: Cors::new(d.cors.clone(), &d.forward_headers),
             headers: HeaderPolicy::load(&d.forward_headers, &d.upstream_headers)?,
+            hosts: HostAllowList::new(
+                cfg.listen,
+                &cfg.allowed_hosts,
+                &crate::tls::certificate_names(d)?,
+            ),
             max_sessions_per_credential: d.max_sessions_per_credential,
             max_requests_per_session: d.max_requests_per_session,
         })

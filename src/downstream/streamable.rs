@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::body::{accepts, read_limited, require_json, sse_response};
+use super::body::{accepts, parse_client_body, read_limited, require_json, sse_response};
 use super::policy::owns;
 use super::{accepted, forward_headers, forward_one, header_str, AppState, Credential};
 use crate::error::{DownstreamError, Error};
-use crate::jsonrpc::{self, Body};
+use crate::jsonrpc::Body;
 use crate::observe::Difference;
 use crate::session::{new_session_id, EndReason, Front, Session, MAIN_STREAM, SUPPORTED_VERSIONS};
 use crate::upstream::UpstreamHandle;
@@ -57,8 +57,21 @@ pub async fn post(
         );
     }
     require_json(req)?;
-    let body = read_limited(req, payload, app.cfg.max_body).await?;
-    let body = jsonrpc::parse_body(body).map_err(DownstreamError::from)?;
+    // What the headers decide is decided before the body is read: a POST for an unknown
+    // session never gets to make the bridge hold its body.
+    let existing = match header_str(req, SESSION_HEADER) {
+        Some(_) => {
+            check_version(req)?;
+            Some(existing_session(req, app, who)?)
+        }
+        None => None,
+    };
+    let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
+    // The session may have ended while its body was on the way.
+    if existing.as_ref().is_some_and(|s| s.is_ended()) {
+        return Err(DownstreamError::UnknownSession.into());
+    }
+    let body = parse_client_body(body)?;
     let batch_len = match &body {
         Body::Batch(b) => Some(b.len()),
         Body::Single(_) => None,
@@ -69,19 +82,22 @@ pub async fn post(
         .find(|m| m.is_request())
         .and_then(|m| m.id.clone());
     let wants_init = messages.iter().any(|m| m.is_initialize());
-    let new_session = header_str(req, SESSION_HEADER).is_none();
+    let new_session = existing.is_none();
     if new_session {
-        // Only a lone `initialize` may come without a session (never in a batch). Anything
-        // else — e.g. the `server/discover` probe of newer clients — gets a prompt 400 so
-        // the client falls back to `initialize`.
+        // Only a lone `initialize` may come without a session (a batch holding one was
+        // refused above). Anything else — e.g. the `server/discover` probe of newer
+        // clients — gets a prompt 400 so the client falls back to `initialize`.
         if !(wants_init && messages.len() == 1) {
             return Err(DownstreamError::NotInitialized(first_request).into());
         }
         app.policy.admit_session(&app.sessions, who)?;
-    } else {
-        check_version(req)?;
     }
-    let session = if new_session {
+    let session = if let Some(s) = existing {
+        if wants_init {
+            return Err(DownstreamError::AlreadyInitialized(first_request).into());
+        }
+        s
+    } else {
         let (handle, driver) = UpstreamHandle::new();
         let s = Arc::new(Session::new(
             new_session_id(),
@@ -98,12 +114,6 @@ pub async fn post(
         // answers its initialize (no one else can name it before the response carries its id).
         app.sessions.insert(s.clone());
         driver.spawn(Arc::downgrade(&s), app.upstream.clone());
-        s
-    } else {
-        let s = existing_session(req, app, who)?;
-        if wants_init {
-            return Err(DownstreamError::AlreadyInitialized(first_request).into());
-        }
         s
     };
     if let Some(n) = batch_len {

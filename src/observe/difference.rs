@@ -41,10 +41,13 @@ pub enum Difference {
     /// Line breaks between JSON tokens of a message for a stdio server became spaces (its
     /// framing is one message per line).
     LineBreaksReplaced,
+    /// The upstream answered with the request's id spelled differently (`1.0` as `1`); the
+    /// client's own spelling was put back.
+    IdRestored,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 16] = [
+    pub const ALL: [Difference; 17] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -61,6 +64,7 @@ impl Difference {
         Difference::ProtocolVersionHeaderAdded,
         Difference::HeaderStripped,
         Difference::LineBreaksReplaced,
+        Difference::IdRestored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl Difference {
             Difference::ProtocolVersionHeaderAdded => "protocol_version_header_added",
             Difference::HeaderStripped => "header_stripped",
             Difference::LineBreaksReplaced => "line_breaks_replaced",
+            Difference::IdRestored => "id_restored",
         }
     }
 

@@ -5,18 +5,44 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use super::{EndReason, Session};
+use super::{Budget, EndReason, Session};
 
 pub struct SessionMap {
     sessions: DashMap<Arc<str>, Arc<Session>>,
     max: usize,
+    /// What all sessions' client streams may hold together (`--replay-total-bytes`).
+    budget: Arc<Budget>,
 }
 
 impl SessionMap {
-    pub fn new(max: usize) -> SessionMap {
+    pub fn new(max: usize, total_bytes: usize) -> SessionMap {
         SessionMap {
             sessions: DashMap::new(),
             max,
+            budget: Budget::process(total_bytes),
+        }
+    }
+
+    /// The process budget, which every session's budget charges.
+    pub fn budget(&self) -> Arc<Budget> {
+        self.budget.clone()
+    }
+
+    /// Free `want` bytes over the process budget: first events already delivered (across
+    /// all sessions), then undelivered events of streams no one reads, oldest
+    /// session first. (No session lock is held while another is taken.)
+    pub fn shed(&self, want: usize) {
+        let now = Instant::now();
+        let mut sessions = self.snapshot();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.age(now)));
+        let mut freed = 0;
+        for lossy in [false, true] {
+            for s in &sessions {
+                if freed >= want {
+                    return;
+                }
+                freed += s.shed(want - freed, lossy);
+            }
         }
     }
 
@@ -103,5 +129,62 @@ impl SessionMap {
         for s in self.snapshot() {
             s.end(EndReason::Shutdown);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ReplayLimits};
+    use crate::jsonrpc::Message;
+    use crate::observe::{Difference, Observer};
+    use crate::session::{Front, Via};
+    use crate::upstream::UpstreamHandle;
+
+    fn session(map: &Arc<SessionMap>, id: &str) -> Arc<Session> {
+        let cfg = Config::from_args(["t", "--upstream", "http://127.0.0.1:9"]).unwrap();
+        let limits = ReplayLimits {
+            session_bytes: 1 << 20,
+            ..ReplayLimits::default()
+        };
+        let (handle, _driver) = UpstreamHandle::new();
+        let s = Arc::new(Session::new(
+            id.into(),
+            Front::Streamable,
+            handle,
+            limits,
+            Arc::downgrade(map),
+            Arc::new(Observer::new(&cfg)),
+        ));
+        map.insert(s.clone());
+        s
+    }
+
+    fn note(n: usize) -> Message {
+        let raw = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"data":"{}"}}}}"#,
+            "x".repeat(n)
+        );
+        Message::parse(raw.into()).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn the_process_budget_holds_across_sessions_oldest_losing_first() {
+        let map = Arc::new(SessionMap::new(10, 8 << 10));
+        let old = session(&map, "old");
+        let new = session(&map, "new");
+        // No client reads either session's standalone stream: every event waits there.
+        for _ in 0..6 {
+            old.deliver(note(1000), Via::StandaloneStream).await;
+        }
+        for _ in 0..6 {
+            new.deliver(note(1000), Via::StandaloneStream).await;
+        }
+        let budget = map.budget();
+        assert!(budget.excess() == 0, "{} held", budget.used());
+        assert!(old.difference_count(Difference::MessageDropped) > 0);
+        assert_eq!(new.difference_count(Difference::MessageDropped), 0);
+        let overhead = 2 * crate::session::stream::STREAM_OVERHEAD;
+        assert_eq!(map.buffered_bytes() as usize + overhead, budget.used());
     }
 }

@@ -2,19 +2,22 @@
 //! the table of the client's in-flight requests, the upstream handle, and the router that
 //! decides which stream each upstream message goes to.
 
+mod budget;
 mod map;
 mod stream;
+
+pub use budget::Budget;
 
 pub use map::SessionMap;
 pub use stream::{Poll, StreamNo, MAIN_STREAM};
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tracing::Span;
 
 use crate::config::ReplayLimits;
@@ -23,7 +26,7 @@ use crate::jsonrpc::{Id, Kind, Message};
 use crate::observe::{Difference, DifferenceCounts, Direction, Labels, Observer};
 use crate::sse;
 use crate::upstream::{ForwardHeaders, UpstreamHandle};
-use stream::{Evicted, OutStream};
+use stream::{OutStream, Stall, StallCheck};
 
 /// Which transport the client speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,8 @@ pub enum EndReason {
     MaxLifetime,
     UpstreamGone,
     Shutdown,
+    /// A legacy client read nothing for `--slow-reader-timeout` while events waited.
+    SlowReader,
 }
 
 impl EndReason {
@@ -74,6 +79,7 @@ impl EndReason {
             EndReason::MaxLifetime => "max_lifetime",
             EndReason::UpstreamGone => "upstream_gone",
             EndReason::Shutdown => "shutdown",
+            EndReason::SlowReader => "slow_reader",
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct Session {
     upstream: UpstreamHandle,
     state: Mutex<State>,
     limits: ReplayLimits,
+    /// What this session's streams hold; it charges the process budget too.
+    budget: Arc<Budget>,
     registry: Weak<SessionMap>,
     obs: Arc<Observer>,
     created: Instant,
@@ -148,8 +156,16 @@ impl Session {
             upstream_transport = tracing::field::Empty,
             upstream_session = tracing::field::Empty,
         );
+        let process = registry
+            .upgrade()
+            .map(|m| m.budget())
+            .unwrap_or_else(|| Budget::process(limits.total_bytes));
+        let budget = Budget::session(limits.session_bytes, process);
         let mut streams = HashMap::new();
-        streams.insert(MAIN_STREAM, OutStream::new(front == Front::Streamable, 0));
+        streams.insert(
+            MAIN_STREAM,
+            OutStream::new(front == Front::Streamable, 0, limits, budget.clone()),
+        );
         Session {
             id,
             front,
@@ -168,6 +184,7 @@ impl Session {
                 stats: Stats::default(),
             }),
             limits,
+            budget,
             registry,
             obs,
             created: Instant::now(),
@@ -278,7 +295,7 @@ impl Session {
         let mut st = self.lock();
         let no = st.next_stream;
         st.next_stream += 1;
-        let mut s = OutStream::new(true, requests);
+        let mut s = OutStream::new(true, requests, self.limits, self.budget.clone());
         if st.version.as_deref().is_some_and(|v| v >= PRIMING_SINCE) {
             s.push_priming(sse::priming(&event_id(no, 0)));
         }
@@ -398,23 +415,52 @@ impl Session {
             Some(&reply),
             &format!("upstream failure ({}): {err}", err.class()),
         );
-        self.deliver(reply, Via::RequestStream(id.clone()));
+        // A synthesized answer does not wait for the writer: no upstream to hold back.
+        let _ = self.push_message(reply, Via::RequestStream(id.clone()));
     }
 
     // ---- upstream → client -------------------------------------------------------------
 
-    /// Route one upstream message to a client stream. Returns a `Notify` to wait on when the
-    /// target stream's writer is behind (backpressure), `None` otherwise.
-    pub fn deliver(&self, msg: Message, via: Via) -> Option<Arc<Notify>> {
+    /// Route one upstream message to a client stream. The future resolves when the producer
+    /// may go on: at once, or — while the target stream's connected writer is behind — once
+    /// it caught up, went away, or read nothing for `--slow-reader-timeout` (its stream is
+    /// then cut). It holds no lock and does not keep the session alive.
+    pub fn deliver(self: &Arc<Self>, msg: Message, via: Via) -> impl Future<Output = ()> + 'static {
+        let stall = self.push_message(msg, via);
+        let session = Arc::downgrade(self);
+        let deadline = self.limits.slow_reader_timeout;
+        async move {
+            let Some((stream, mut stall)) = stall else {
+                return;
+            };
+            loop {
+                if tokio::time::timeout(deadline, stall.notify.notified())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                let Some(s) = session.upgrade() else { return };
+                match s.stall_expired(stream, &stall) {
+                    StallCheck::Progress(cursor) => stall.cursor = cursor,
+                    StallCheck::Stuck | StallCheck::Over => return,
+                }
+            }
+        }
+    }
+
+    /// Route and queue one upstream message; the stall to wait on when its stream's writer
+    /// is behind.
+    fn push_message(&self, mut msg: Message, via: Via) -> Option<(StreamNo, Stall)> {
         let mut notes: Vec<(Difference, String)> = Vec::new();
-        let (wait, upstream) = {
+        let (stall, upstream) = {
             let mut st = self.lock();
             if st.ended.is_some() {
                 return None;
             }
             st.last_activity = Instant::now();
             st.stats.to_client += 1;
-            let Some(target) = self.route(&mut st, &msg, &via, &mut notes) else {
+            let Some(target) = self.route(&mut st, &mut msg, &via, &mut notes) else {
                 for (d, _) in &notes {
                     st.stats.differences.add(*d);
                 }
@@ -426,7 +472,6 @@ impl Session {
                 return None;
             };
             let front = self.front;
-            let limits = self.limits;
             let upstream = st.upstream_transport;
             let stream = st
                 .streams
@@ -441,23 +486,23 @@ impl Session {
                 Some(target),
                 seq,
             );
-            let (evicted, wait) = stream.push(
-                |seq| match front {
-                    Front::Legacy => sse::encode(Some("message"), None, msg.raw()),
-                    Front::Streamable => {
-                        sse::encode(Some("message"), Some(&event_id(target, seq)), msg.raw())
-                    }
-                },
-                &limits,
-            );
-            let lost = evicted.iter().filter(|e: &&Evicted| e.undelivered).count();
+            let (lost, stall) = stream.push(|seq| match front {
+                Front::Legacy => sse::encode(Some("message"), None, msg.raw()),
+                Front::Streamable => {
+                    sse::encode(Some("message"), Some(&event_id(target, seq)), msg.raw())
+                }
+            });
             if lost > 0 {
                 notes.push((
                     Difference::MessageDropped,
                     format!(
-                        "replay log of stream {target} full: {lost} undelivered event(s) evicted"
+                        "replay log of stream {target} full (--replay-events/--replay-bytes) with no reader: {lost} undelivered event(s) evicted"
                     ),
                 ));
+            }
+            let excess = self.budget.excess();
+            if excess > 0 {
+                notes.extend(shed_notes(&shed(&mut st.streams, excess, true)));
             }
             for (d, _) in &notes {
                 st.stats.differences.add(*d);
@@ -465,24 +510,81 @@ impl Session {
             tracing::debug!(parent: &self.span, direction = "upstream_to_client", kind = msg.kind.as_str(),
                 method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),
                 stream = target, bytes = msg.raw().len(), "message");
-            (wait, st.upstream_transport)
+            (stall.map(|s| (target, s)), st.upstream_transport)
         };
         for (d, reason) in notes {
             self.emit_difference(d, upstream, msg.method(), msg.id.as_ref(), &reason);
         }
-        wait
+        let process_excess = self.budget.parent().map_or(0, |p| p.excess());
+        if process_excess > 0 {
+            if let Some(map) = self.registry.upgrade() {
+                map.shed(process_excess);
+            }
+        }
+        stall
+    }
+
+    /// A producer waited `--slow-reader-timeout` for the writer of `stream`. A writer that
+    /// read nothing meanwhile is cut: its response ends so that its client resumes with
+    /// `Last-Event-ID` (a legacy client cannot: its session ends).
+    fn stall_expired(&self, stream: StreamNo, stall: &Stall) -> StallCheck {
+        let check = match self.lock().streams.get(&stream) {
+            Some(s) => s.check_stall(stall.epoch, stall.cursor),
+            None => StallCheck::Over,
+        };
+        if check != StallCheck::Stuck {
+            return check;
+        }
+        tracing::warn!(parent: &self.span, stream, timeout = ?self.limits.slow_reader_timeout,
+            "client read nothing while events waited; its stream is cut");
+        if self.front == Front::Legacy {
+            // Before the cut, so that the writer's end is not taken for the client's.
+            self.end(EndReason::SlowReader);
+        }
+        let lost = self
+            .lock()
+            .streams
+            .get_mut(&stream)
+            .and_then(|s| s.cut(stall.epoch))
+            .unwrap_or(0);
+        if lost > 0 {
+            self.difference(
+                Difference::MessageDropped,
+                None,
+                &format!("stream {stream} cut for a slow reader; replay log full (--replay-events/--replay-bytes): {lost} undelivered event(s) evicted"),
+            );
+        }
+        check
+    }
+
+    /// Free up to `want` bytes for the process budget: with `lossy`, undelivered events of
+    /// streams no one reads go too (recorded as dropped). Returns the bytes freed.
+    pub fn shed(&self, want: usize, lossy: bool) -> usize {
+        let (freed, notes, upstream) = {
+            let mut st = self.lock();
+            let shed = shed(&mut st.streams, want, lossy);
+            let notes = shed_notes(&shed);
+            for (d, _) in &notes {
+                st.stats.differences.add(*d);
+            }
+            (shed.freed, notes, st.upstream_transport)
+        };
+        for (d, reason) in notes {
+            self.emit_difference(d, upstream, None, None, &reason);
+        }
+        freed
     }
 
     /// The router. `None` means the message is dropped (the reason is in `notes`).
     fn route(
         &self,
         st: &mut State,
-        msg: &Message,
+        msg: &mut Message,
         via: &Via,
         notes: &mut Vec<(Difference, String)>,
     ) -> Option<StreamNo> {
         if msg.kind == Kind::Response {
-            let Some(id) = &msg.id else {
+            let Some(id) = msg.id.clone() else {
                 if self.front == Front::Legacy {
                     return Some(MAIN_STREAM); // a legacy client sees everything, as it would directly
                 }
@@ -492,8 +594,16 @@ impl Session {
                 ));
                 return None;
             };
-            return match st.pending.remove(id) {
-                Some(p) => {
+            return match st.pending.remove_entry(&id) {
+                Some((sent, p)) => {
+                    // Ids match by value; the client still gets its id as it wrote it.
+                    if sent.json() != id.json() {
+                        notes.push((
+                            Difference::IdRestored,
+                            format!("upstream answered request id {sent} as {id}; the client's spelling was put back"),
+                        ));
+                        *msg = msg.with_id_text(&sent);
+                    }
                     if &*p.method == "initialize" {
                         st.version = msg.protocol_version();
                     }
@@ -674,12 +784,11 @@ impl Session {
     /// Push a raw frame (the legacy `endpoint` event) onto the main stream.
     pub fn push_main_frame(&self, frame: Bytes) {
         let mut st = self.lock();
-        let limits = self.limits;
         let main = st
             .streams
             .get_mut(&MAIN_STREAM)
             .expect("main stream exists");
-        let _ = main.push(|_| frame, &limits);
+        let _ = main.push(|_| frame);
     }
 
     // ---- lifecycle -------------------------------------------------------------------------
@@ -748,7 +857,7 @@ impl Session {
             let mut st = self.lock();
             let limits = self.limits;
             st.streams.retain(|&no, s| {
-                s.prune_written_older_than(&limits, now);
+                s.prune_written_older_than(now);
                 let expired = s
                     .finished_at()
                     .is_some_and(|t| now.duration_since(t) > limits.age);
@@ -781,6 +890,72 @@ impl Session {
     pub fn difference_count(&self, kind: Difference) -> u32 {
         self.lock().stats.differences.get(kind)
     }
+}
+
+/// What freeing memory took from a session's streams.
+#[derive(Default)]
+struct Shed {
+    freed: usize,
+    /// Undelivered events evicted, per stream.
+    dropped: Vec<(StreamNo, usize)>,
+}
+
+/// Free `want` bytes from a session's streams, cheapest loss first and oldest stream first:
+/// delivered frames of finished streams, then of live ones, then finished streams kept only
+/// to recognise a late `Last-Event-ID`, and (with `lossy`) undelivered frames of streams no
+/// one reads. A connected writer's undelivered frames are never taken.
+fn shed(streams: &mut HashMap<StreamNo, OutStream>, want: usize, lossy: bool) -> Shed {
+    let mut out = Shed::default();
+    let mut order: Vec<StreamNo> = streams.keys().copied().collect();
+    order.sort_unstable();
+    for finished_only in [true, false] {
+        for no in &order {
+            if out.freed >= want {
+                return out;
+            }
+            let s = streams.get_mut(no).expect("listed");
+            if s.is_finished() || !finished_only {
+                out.freed += s.drop_delivered(want - out.freed);
+            }
+        }
+    }
+    for no in &order {
+        if out.freed >= want {
+            return out;
+        }
+        let s = &streams[no];
+        if *no != MAIN_STREAM && s.is_finished() && !s.has_writer() && !s.holds_frames() {
+            streams.remove(no);
+            out.freed += stream::STREAM_OVERHEAD;
+        }
+    }
+    if lossy {
+        for no in &order {
+            if out.freed >= want {
+                return out;
+            }
+            if let Some(s) = streams.get_mut(no) {
+                let (freed, dropped) = s.drop_undelivered(want - out.freed);
+                out.freed += freed;
+                if dropped > 0 {
+                    out.dropped.push((*no, dropped));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn shed_notes(shed: &Shed) -> Vec<(Difference, String)> {
+    shed.dropped
+        .iter()
+        .map(|(no, n)| {
+            (
+                Difference::MessageDropped,
+                format!("replay budget (--replay-session-bytes/--replay-total-bytes) exceeded: {n} undelivered event(s) of stream {no} evicted"),
+            )
+        })
+        .collect()
 }
 
 /// A request left the in-flight table: its stream owes one response fewer, and its progress
@@ -823,6 +998,83 @@ pub fn new_session_id() -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn streams(budget: &Arc<Budget>) -> HashMap<StreamNo, OutStream> {
+        let limits = ReplayLimits::default();
+        let mut m = HashMap::new();
+        for no in 0..3 {
+            let mut s = OutStream::new(true, 1, limits, budget.clone());
+            s.attach(no + 1, None);
+            for _ in 0..2 {
+                let _ = s.push(|_| Bytes::from(vec![b'x'; 100]));
+            }
+            m.insert(no, s);
+        }
+        m
+    }
+
+    fn deliver_one(s: &mut OutStream, epoch: u64) {
+        assert!(matches!(
+            s.poll(epoch, futures_util::task::noop_waker_ref()),
+            Poll::Frame(_)
+        ));
+    }
+
+    #[test]
+    fn shedding_takes_what_no_client_misses_first() {
+        let budget = Budget::process(usize::MAX);
+        let mut m = streams(&budget);
+        // Stream 1: one frame delivered, still live. Stream 2: one delivered, then finished
+        // and left by its writer mid-way. Stream 0: connected, nothing read.
+        deliver_one(m.get_mut(&1).unwrap(), 2);
+        deliver_one(m.get_mut(&2).unwrap(), 3);
+        m.get_mut(&2).unwrap().detach(3);
+        m.get_mut(&2).unwrap().finish();
+        let shed1 = shed(&mut m, 100, true);
+        assert_eq!((shed1.freed, shed1.dropped.len()), (100, 0));
+        assert_eq!(
+            m[&2].buffered_bytes(),
+            100,
+            "the finished stream's delivered frame"
+        );
+        let shed2 = shed(&mut m, 100, true);
+        assert_eq!((shed2.freed, shed2.dropped.len()), (100, 0));
+        assert_eq!(
+            m[&1].buffered_bytes(),
+            100,
+            "then a live stream's delivered frame"
+        );
+        // Now only undelivered frames: those of the stream no one reads go, recorded.
+        let shed3 = shed(&mut m, 1000, true);
+        assert_eq!(shed3.dropped, vec![(2, 1)]);
+        assert_eq!(
+            m[&0].buffered_bytes(),
+            200,
+            "a connected reader's frames stay"
+        );
+        assert_eq!(m[&1].buffered_bytes(), 100);
+    }
+
+    #[test]
+    fn without_loss_only_delivered_frames_and_empty_finished_streams_go() {
+        let budget = Budget::process(usize::MAX);
+        let mut m = streams(&budget);
+        let s = m.get_mut(&2).unwrap();
+        s.finish();
+        deliver_one(s, 3);
+        deliver_one(s, 3);
+        assert!(matches!(
+            s.poll(3, futures_util::task::noop_waker_ref()),
+            Poll::End
+        ));
+        s.detach(3);
+        let before = budget.used();
+        let out = shed(&mut m, usize::MAX, false);
+        assert!(out.dropped.is_empty());
+        assert!(!m.contains_key(&2), "a finished, fully read stream goes");
+        assert_eq!(budget.used(), before - out.freed);
+        assert_eq!(m[&0].buffered_bytes() + m[&1].buffered_bytes(), 400);
+    }
 
     #[test]
     fn event_ids_round_trip() {

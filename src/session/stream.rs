@@ -3,9 +3,15 @@
 //! replay: frames go once written) and every Streamable stream (frames stay, bounded, for
 //! `Last-Event-ID` replay).
 //!
-//! Full-log policy: while a writer is attached and `high_water` frames are undelivered, the
-//! producer (the upstream reader) waits — backpressure reaches the upstream over TCP. With no
-//! writer attached nothing blocks: the oldest frames are evicted beyond the limits, and an
+//! Memory: every stored byte (and a fixed charge per stream) is charged to the session's
+//! [`Budget`]. A stream whose writer sent everything of a finished stream drops its frames at
+//! once (that response ended normally: no one will resume it); only the seq counter stays to
+//! validate a late `Last-Event-ID`.
+//!
+//! Full-log policy: while a writer is attached and half the per-stream event or byte limit is
+//! undelivered, the producer (the upstream reader) is handed a [`Stall`] to wait on —
+//! backpressure reaches the upstream over TCP — and nothing undelivered is ever evicted. With
+//! no writer attached nothing blocks: the oldest frames are evicted beyond the limits, and an
 //! evicted frame that was never delivered is reported as dropped.
 
 use std::collections::VecDeque;
@@ -16,12 +22,17 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::budget::Budget;
 use crate::config::ReplayLimits;
 
 pub type StreamNo = u64;
 
 /// The standalone stream of a Streamable session (the GET), and the only stream of a legacy one.
 pub const MAIN_STREAM: StreamNo = 0;
+
+/// What a stream costs besides its frames (the struct and its map slot), charged so that the
+/// budgets bound the number of finished streams kept for `Last-Event-ID` validation too.
+pub const STREAM_OVERHEAD: usize = 256;
 
 struct Frame {
     seq: u64,
@@ -45,6 +56,8 @@ pub struct OutStream {
     producer_waiting: bool,
     /// Last time a writer was attached or detached, or a frame was written.
     pub touched: Instant,
+    limits: ReplayLimits,
+    budget: Arc<Budget>,
 }
 
 /// What a writer gets when it polls.
@@ -52,7 +65,7 @@ pub enum Poll {
     Frame(Bytes),
     /// Nothing now; the waker is registered.
     Wait,
-    /// No more frames will come (finished, or this writer was replaced).
+    /// No more frames will come (finished, or this writer was replaced or cut).
     End,
 }
 
@@ -63,13 +76,32 @@ pub struct Resumed {
     pub lost: usize,
 }
 
-/// A frame that could not be kept.
-pub struct Evicted {
-    pub undelivered: bool,
+/// The producer must wait for the writer `epoch`, which had read up to `cursor`.
+pub struct Stall {
+    pub notify: Arc<Notify>,
+    pub epoch: u64,
+    pub cursor: u64,
+}
+
+/// What became of a stall once its deadline passed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StallCheck {
+    /// The writer read something since: wait again from this cursor.
+    Progress(u64),
+    /// The writer read nothing: it is too slow.
+    Stuck,
+    /// The writer is gone or the stream finished: no reason to wait.
+    Over,
 }
 
 impl OutStream {
-    pub fn new(replayable: bool, awaiting: usize) -> OutStream {
+    pub fn new(
+        replayable: bool,
+        awaiting: usize,
+        limits: ReplayLimits,
+        budget: Arc<Budget>,
+    ) -> OutStream {
+        budget.charge(STREAM_OVERHEAD);
         OutStream {
             frames: VecDeque::new(),
             // seq 0 is reserved for a priming event; messages start at 1.
@@ -84,6 +116,8 @@ impl OutStream {
             producer: Arc::new(Notify::new()),
             producer_waiting: false,
             touched: Instant::now(),
+            limits,
+            budget,
         }
     }
 
@@ -108,65 +142,123 @@ impl OutStream {
         self.frames.is_empty() && self.next_seq == 1 && self.cursor == 0
     }
 
-    /// Append a frame made by `encode(seq)`. Returns frames evicted to stay within limits, and,
-    /// when the producer must wait for the writer, the `Notify` to wait on.
-    pub fn push(
-        &mut self,
-        encode: impl FnOnce(u64) -> Bytes,
-        limits: &ReplayLimits,
-    ) -> (Vec<Evicted>, Option<Arc<Notify>>) {
+    /// Append a frame made by `encode(seq)`. Returns how many undelivered frames were evicted
+    /// to stay within the stream's limits, and, when the producer must wait for the writer,
+    /// the stall to wait on.
+    pub fn push(&mut self, encode: impl FnOnce(u64) -> Bytes) -> (usize, Option<Stall>) {
         let seq = self.next_seq;
-        self.push_at(seq, encode(seq));
-        let evicted = self.evict(limits);
-        // Block at half the log so that several producers waiting at once never evict
-        // undelivered frames from under a live writer.
-        let high_water = (limits.events / 2).max(1);
-        let wait = (self.writer.is_some() && self.undelivered() >= high_water).then(|| {
-            self.producer_waiting = true;
-            self.producer.clone()
+        self.store(Frame {
+            seq,
+            bytes: encode(seq),
         });
-        (evicted, wait)
+        self.next_seq = seq + 1;
+        if let Some(w) = self.writer_waker.take() {
+            w.wake();
+        }
+        let dropped = self.evict();
+        // Block at half the limits so that several producers waiting at once stay within them.
+        let (events, bytes) = self.undelivered();
+        let behind = events >= (self.limits.events / 2).max(1) || bytes >= self.limits.bytes / 2;
+        let stall = match self.writer {
+            Some(epoch) if behind => {
+                self.producer_waiting = true;
+                Some(Stall {
+                    notify: self.producer.clone(),
+                    epoch,
+                    cursor: self.cursor,
+                })
+            }
+            _ => None,
+        };
+        (dropped, stall)
     }
 
     /// The priming event: seq 0, before any message.
     pub fn push_priming(&mut self, bytes: Bytes) {
         debug_assert!(self.frames.is_empty() && self.next_seq == 1);
-        self.frames.push_back(Frame { seq: 0, bytes });
+        self.store(Frame { seq: 0, bytes });
     }
 
-    fn push_at(&mut self, seq: u64, bytes: Bytes) {
-        self.bytes += bytes.len();
-        self.frames.push_back(Frame { seq, bytes });
-        self.next_seq = seq + 1;
-        if let Some(w) = self.writer_waker.take() {
-            w.wake();
-        }
+    fn store(&mut self, f: Frame) {
+        self.bytes += f.bytes.len();
+        self.budget.charge(f.bytes.len());
+        self.frames.push_back(f);
     }
 
-    fn undelivered(&self) -> usize {
+    fn pop_oldest(&mut self) -> Option<Frame> {
+        let f = self.frames.pop_front()?;
+        self.bytes -= f.bytes.len();
+        self.budget.release(f.bytes.len());
+        Some(f)
+    }
+
+    fn oldest_is_delivered(&self) -> bool {
+        self.frames.front().is_some_and(|f| f.seq < self.cursor)
+    }
+
+    /// Undelivered frames: (count, bytes).
+    fn undelivered(&self) -> (usize, usize) {
         self.frames
             .iter()
             .rev()
             .take_while(|f| f.seq >= self.cursor)
-            .count()
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.bytes.len()))
     }
 
-    fn evict(&mut self, limits: &ReplayLimits) -> Vec<Evicted> {
-        let mut out = Vec::new();
-        while self.frames.len() > limits.events || self.bytes > limits.bytes {
+    /// Evict the oldest frames beyond the per-stream limits; returns how many of them were
+    /// undelivered. A connected writer's undelivered frames are never evicted (its producer
+    /// waits instead).
+    fn evict(&mut self) -> usize {
+        let mut dropped = 0;
+        while self.frames.len() > self.limits.events || self.bytes > self.limits.bytes {
+            let delivered = self.oldest_is_delivered();
             // Keep the newest frame whatever its size: it is the one being delivered.
-            if self.frames.len() <= 1 {
+            if self.frames.len() <= 1 || (!delivered && self.writer.is_some()) {
                 break;
             }
-            let f = self.frames.pop_front().expect("non-empty");
-            self.bytes -= f.bytes.len();
-            let undelivered = f.seq >= self.cursor;
-            if undelivered {
+            let f = self.pop_oldest().expect("non-empty");
+            if !delivered {
                 self.cursor = f.seq + 1;
+                dropped += 1;
             }
-            out.push(Evicted { undelivered });
         }
-        out
+        dropped
+    }
+
+    /// Drop delivered frames, oldest first, until `want` bytes are freed; returns the bytes
+    /// freed. (A client that resumes before them learns they are gone.)
+    pub fn drop_delivered(&mut self, want: usize) -> usize {
+        let mut freed = 0;
+        while freed < want && self.oldest_is_delivered() {
+            freed += self.pop_oldest().expect("checked").bytes.len();
+        }
+        self.compact();
+        freed
+    }
+
+    /// With no writer attached, drop undelivered frames, oldest first, until `want` bytes are
+    /// freed; returns (bytes freed, frames dropped).
+    pub fn drop_undelivered(&mut self, want: usize) -> (usize, usize) {
+        let (mut freed, mut dropped) = (self.drop_delivered(want), 0);
+        while freed < want && self.writer.is_none() {
+            let Some(f) = self.pop_oldest() else { break };
+            self.cursor = f.seq + 1;
+            freed += f.bytes.len();
+            dropped += 1;
+        }
+        self.compact();
+        (freed, dropped)
+    }
+
+    /// Give back the queue's spare capacity once it is empty.
+    fn compact(&mut self) {
+        if self.frames.is_empty() && self.frames.capacity() > 0 {
+            self.frames = VecDeque::new();
+        }
+    }
+
+    pub fn holds_frames(&self) -> bool {
+        !self.frames.is_empty()
     }
 
     /// Attach a writer. `resume_after` is the seq of the client's `Last-Event-ID`; `None`
@@ -195,6 +287,34 @@ impl OutStream {
             self.writer_waker = None;
             self.touched = Instant::now();
             self.release_producer();
+        }
+    }
+
+    /// End writer `epoch`'s response (it read nothing for too long) so that its client
+    /// resumes; from now on the no-writer policy applies. Returns the undelivered frames
+    /// evicted by that policy, `None` when `epoch` is not the writer any more.
+    pub fn cut(&mut self, epoch: u64) -> Option<usize> {
+        if self.writer != Some(epoch) {
+            return None;
+        }
+        self.writer = None;
+        if let Some(w) = self.writer_waker.take() {
+            w.wake(); // it polls, sees it is not the writer, and ends its response
+        }
+        self.touched = Instant::now();
+        self.release_producer();
+        Some(self.evict())
+    }
+
+    /// Whether writer `epoch`, which had read up to `cursor` when its producer began to
+    /// wait, still holds the producer up.
+    pub fn check_stall(&self, epoch: u64, cursor: u64) -> StallCheck {
+        if self.writer != Some(epoch) || self.is_finished() {
+            StallCheck::Over
+        } else if self.cursor > cursor {
+            StallCheck::Progress(self.cursor)
+        } else {
+            StallCheck::Stuck
         }
     }
 
@@ -233,17 +353,24 @@ impl OutStream {
             self.touched = Instant::now();
             if !self.replayable {
                 // Legacy streams have no replay: written frames go at once.
-                while self.frames.front().is_some_and(|f| f.seq < self.cursor) {
-                    let f = self.frames.pop_front().expect("checked");
-                    self.bytes -= f.bytes.len();
+                while self.oldest_is_delivered() {
+                    self.pop_oldest();
                 }
             }
-            if self.producer_waiting && self.undelivered() < self.high_water_low() {
-                self.release_producer();
+            if self.producer_waiting {
+                // Wake the producer once the backlog is well below the high-water mark
+                // rather than per frame.
+                let (events, bytes) = self.undelivered();
+                if events <= self.limits.events / 4 && bytes <= self.limits.bytes / 4 {
+                    self.release_producer();
+                }
             }
             return Poll::Frame(bytes);
         }
         if self.finished_at.is_some() {
+            // Everything was written and the response ends normally: no one will resume it,
+            // so its frames go now (the seq counter stays to validate a late id).
+            self.drop_delivered(usize::MAX);
             return Poll::End;
         }
         self.writer_waker = Some(waker.clone());
@@ -253,31 +380,29 @@ impl OutStream {
         Poll::Wait
     }
 
-    fn high_water_low(&self) -> usize {
-        // Wake the producer once the backlog is half gone rather than per frame.
-        (self.frames.len() / 2).max(1)
-    }
-
     /// Whether the seq exists or existed on this stream (for validating `Last-Event-ID`).
     pub fn knows_seq(&self, seq: u64) -> bool {
         seq < self.next_seq
     }
 
     /// Drop the frames already written, beyond what replay needs (used by the reaper).
-    pub fn prune_written_older_than(&mut self, limits: &ReplayLimits, now: Instant) {
+    pub fn prune_written_older_than(&mut self, now: Instant) {
         if self
             .finished_at
-            .is_some_and(|t| now.duration_since(t) > limits.age)
+            .is_some_and(|t| now.duration_since(t) > self.limits.age)
         {
-            while self.frames.front().is_some_and(|f| f.seq < self.cursor) {
-                let f = self.frames.pop_front().expect("checked");
-                self.bytes -= f.bytes.len();
-            }
+            self.drop_delivered(usize::MAX);
         }
     }
 
     pub fn buffered_bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+impl Drop for OutStream {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes + STREAM_OVERHEAD);
     }
 }
 
@@ -291,8 +416,17 @@ mod tests {
         ReplayLimits {
             events,
             bytes: 1 << 20,
-            age: Duration::from_secs(60),
+            ..ReplayLimits::default()
         }
+    }
+
+    fn stream(replayable: bool, awaiting: usize, events: usize) -> OutStream {
+        OutStream::new(
+            replayable,
+            awaiting,
+            limits(events),
+            Budget::process(usize::MAX),
+        )
     }
 
     fn frame(s: &str) -> impl FnOnce(u64) -> Bytes + '_ {
@@ -310,10 +444,10 @@ mod tests {
 
     #[test]
     fn writer_gets_frames_in_order_then_end_when_finished() {
-        let mut s = OutStream::new(true, 1);
+        let mut s = stream(true, 1, 10);
         s.attach(1, None);
-        s.push(frame("a"), &limits(10));
-        s.push(frame("b"), &limits(10));
+        s.push(frame("a"));
+        s.push(frame("b"));
         assert_eq!(drain(&mut s, 1), ["1:a", "2:b"]);
         s.finish();
         assert!(matches!(s.poll(1, &noop_waker()), Poll::End));
@@ -321,14 +455,14 @@ mod tests {
 
     #[test]
     fn resume_replays_exactly_what_follows_the_cursor() {
-        let mut s = OutStream::new(true, 1);
+        let mut s = stream(true, 1, 10);
         s.attach(1, None);
         for x in ["a", "b", "c"] {
-            s.push(frame(x), &limits(10));
+            s.push(frame(x));
         }
         assert_eq!(drain(&mut s, 1).len(), 3);
         s.detach(1);
-        s.push(frame("d"), &limits(10));
+        s.push(frame("d"));
         let resumed = s.attach(2, Some(1));
         assert_eq!(
             resumed,
@@ -342,9 +476,9 @@ mod tests {
 
     #[test]
     fn resume_from_before_the_log_reports_what_is_gone() {
-        let mut s = OutStream::new(true, 0);
+        let mut s = stream(true, 0, 2);
         for x in ["a", "b", "c", "d"] {
-            s.push(frame(x), &limits(2));
+            s.push(frame(x));
         }
         // The log holds 3 and 4; a client that saw only 1 lost 2.
         let resumed = s.attach(1, Some(1));
@@ -354,18 +488,18 @@ mod tests {
 
     #[test]
     fn only_an_untouched_stream_is_pristine() {
-        let mut s = OutStream::new(true, 0);
+        let mut s = stream(true, 0, 2);
         assert!(s.is_pristine());
         s.push_priming(Bytes::from_static(b"prime"));
         assert!(!s.is_pristine());
-        let mut t = OutStream::new(true, 0);
-        t.push(frame("a"), &limits(2));
+        let mut t = stream(true, 0, 2);
+        t.push(frame("a"));
         assert!(!t.is_pristine());
     }
 
     #[test]
     fn newer_writer_replaces_older() {
-        let mut s = OutStream::new(true, 0);
+        let mut s = stream(true, 0, 2);
         s.attach(1, None);
         s.attach(2, None);
         assert!(matches!(s.poll(1, &noop_waker()), Poll::End));
@@ -374,12 +508,12 @@ mod tests {
 
     #[test]
     fn without_writer_old_frames_are_evicted_and_reported() {
-        let mut s = OutStream::new(true, 0);
+        let mut s = stream(true, 0, 2);
         let mut dropped = 0;
         for x in ["a", "b", "c"] {
-            let (ev, wait) = s.push(frame(x), &limits(2));
+            let (lost, wait) = s.push(frame(x));
             assert!(wait.is_none(), "no writer: never block");
-            dropped += ev.iter().filter(|e| e.undelivered).count();
+            dropped += lost;
         }
         assert_eq!(dropped, 1);
         s.attach(1, None);
@@ -388,20 +522,125 @@ mod tests {
 
     #[test]
     fn with_writer_producer_is_asked_to_wait() {
-        let mut s = OutStream::new(true, 0);
+        let mut s = stream(true, 0, 4);
         s.attach(1, None);
-        let (_, w1) = s.push(frame("a"), &limits(4));
+        let (_, w1) = s.push(frame("a"));
         assert!(w1.is_none());
-        let (_, w2) = s.push(frame("b"), &limits(4));
+        let (_, w2) = s.push(frame("b"));
         assert!(w2.is_some());
     }
 
     #[test]
-    fn legacy_stream_forgets_written_frames() {
-        let mut s = OutStream::new(false, 0);
+    fn producer_waits_on_bytes_as_well_as_events() {
+        let mut s = OutStream::new(
+            true,
+            0,
+            ReplayLimits {
+                events: 1000,
+                bytes: 100,
+                ..ReplayLimits::default()
+            },
+            Budget::process(usize::MAX),
+        );
         s.attach(1, None);
-        s.push(frame("a"), &limits(10));
+        let (_, wait) = s.push(|_| Bytes::from(vec![b'x'; 60]));
+        assert!(wait.is_some(), "60 of 100 bytes undelivered");
+    }
+
+    #[test]
+    fn a_connected_writer_loses_nothing_beyond_the_limits() {
+        let mut s = stream(true, 0, 2);
+        s.attach(1, None);
+        for x in ["a", "b", "c", "d"] {
+            let (lost, _) = s.push(frame(x));
+            assert_eq!(lost, 0);
+        }
+        assert_eq!(drain(&mut s, 1), ["1:a", "2:b", "3:c", "4:d"]);
+    }
+
+    #[test]
+    fn a_cut_writer_ends_and_the_no_writer_policy_applies() {
+        let mut s = stream(true, 0, 2);
+        s.attach(1, None);
+        for x in ["a", "b", "c", "d"] {
+            s.push(frame(x));
+        }
+        assert_eq!(s.check_stall(1, 0), StallCheck::Stuck);
+        assert_eq!(s.cut(1), Some(2), "beyond 2 events, 2 undelivered go");
+        assert!(matches!(s.poll(1, &noop_waker()), Poll::End));
+        assert_eq!(s.check_stall(1, 0), StallCheck::Over);
+        let resumed = s.attach(2, Some(0));
+        assert_eq!(resumed.lost, 2);
+        assert_eq!(drain(&mut s, 2), ["3:c", "4:d"]);
+    }
+
+    #[test]
+    fn a_reader_that_reads_makes_progress() {
+        let mut s = stream(true, 0, 10);
+        s.attach(1, None);
+        s.push(frame("a"));
+        s.push(frame("b"));
+        s.poll(1, &noop_waker());
+        assert_eq!(s.check_stall(1, 1), StallCheck::Progress(2));
+    }
+
+    #[test]
+    fn a_fully_written_finished_stream_keeps_no_frames() {
+        let budget = Budget::process(usize::MAX);
+        let mut s = OutStream::new(true, 1, limits(10), budget.clone());
+        s.attach(1, None);
+        s.push(frame("a"));
+        s.finish();
+        assert_eq!(drain(&mut s, 1), ["1:a"]);
+        assert!(matches!(s.poll(1, &noop_waker()), Poll::End));
+        assert_eq!(s.buffered_bytes(), 0);
+        assert_eq!(budget.used(), STREAM_OVERHEAD);
+        assert!(s.knows_seq(1), "a late Last-Event-ID is still recognised");
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_stream_left_mid_way_keeps_its_frames_for_replay() {
+        let mut s = stream(true, 1, 10);
+        s.attach(1, None);
+        s.push(frame("a"));
         drain(&mut s, 1);
+        s.detach(1);
+        s.finish();
+        assert!(s.buffered_bytes() > 0);
+        assert_eq!(s.drop_delivered(usize::MAX), "1:a".len());
+    }
+
+    #[test]
+    fn undelivered_frames_go_only_without_a_writer() {
+        let mut s = stream(true, 0, 10);
+        s.attach(1, None);
+        s.push(frame("a"));
+        assert_eq!(s.drop_undelivered(usize::MAX), (0, 0));
+        s.detach(1);
+        assert_eq!(s.drop_undelivered(usize::MAX), (3, 1));
+        assert_eq!(s.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn legacy_stream_forgets_written_frames() {
+        let mut s = stream(false, 0, 10);
+        s.attach(1, None);
+        s.push(frame("a"));
+        drain(&mut s, 1);
+        assert_eq!(s.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn reaper_prunes_written_frames_after_the_age() {
+        let mut s = stream(true, 1, 10);
+        s.attach(1, None);
+        s.push(frame("a"));
+        drain(&mut s, 1);
+        s.detach(1);
+        s.finish();
+        s.prune_written_older_than(Instant::now() + Duration::from_secs(3600));
         assert_eq!(s.buffered_bytes(), 0);
     }
 }

@@ -6,12 +6,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
+use actix_tls::connect::Resolver;
 use actix_web::http::header;
 use awc::ClientResponse;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::UpstreamShared;
+use super::{idle_watch, UpstreamShared};
 use crate::config::Config;
 use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
@@ -22,11 +23,14 @@ thread_local! {
 }
 
 /// This worker's client: no overall timeout (SSE bodies live long; deadlines are explicit
-/// where they belong) and no pool limit (each legacy session holds a connection).
+/// where they belong), no pool limit (each legacy session holds a connection), and
+/// connections the server closed are closed on our side too ([`idle_watch`]).
 pub fn client(shared: &UpstreamShared) -> awc::Client {
     CLIENT.with(|c| {
         c.get_or_init(|| {
+            let tcp = actix_tls::connect::Connector::new(Resolver::default()).service();
             let connector = awc::Connector::new()
+                .connector(idle_watch::Watching::new(tcp))
                 .rustls_0_23(shared.tls.clone())
                 .limit(0)
                 .timeout(shared.cfg.upstream_connect_timeout);

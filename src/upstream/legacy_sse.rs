@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use actix_web::http::header;
 use tokio::task::JoinHandle;
@@ -17,9 +16,6 @@ use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
 use crate::observe::Difference;
 use crate::session::{Session, Via};
-
-/// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
-const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Upstream {
     shared: Arc<UpstreamShared>,
@@ -155,10 +151,9 @@ impl Upstream {
         let Some(session) = self.session.upgrade() else {
             return false;
         };
-        if let Some(wait) = session.deliver(m, Via::SharedStream) {
-            drop(session);
-            let _ = tokio::time::timeout(BACKPRESSURE_WAIT, wait.notified()).await;
-        }
+        let backpressure = session.deliver(m, Via::SharedStream);
+        drop(session);
+        backpressure.await;
         true
     }
 

@@ -6,10 +6,13 @@
 //! thread that created the session, driven by one task. The session holds only a `Send`
 //! handle: a bounded command channel (policy when full: the client's request waits).
 
+mod backoff;
 pub mod headers;
 mod http;
+mod idle_watch;
 mod legacy_sse;
 mod process;
+mod session_loss;
 mod stdio;
 mod streamable;
 

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::process::{Processes, Running};
@@ -23,8 +24,6 @@ use crate::jsonrpc::Message;
 use crate::observe::Difference;
 use crate::session::{Session, Via};
 
-/// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
-const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// Lines queued for the server's stdin before a client's request waits.
 const STDIN_QUEUE: usize = 16;
 /// Longest stderr line logged; the rest of the line is cut.
@@ -265,12 +264,8 @@ impl Reader {
                         // Waits while the client's stream is behind: stdout is not read
                         // meanwhile, so a flooding server is held back by its pipe.
                         Ok(m) => match deliver(&self.session, m) {
-                            Some(wait) => {
-                                let _ =
-                                    tokio::time::timeout(BACKPRESSURE_WAIT, wait.notified()).await;
-                            }
-                            None if self.session.strong_count() == 0 => return,
-                            None => {}
+                            Some(backpressure) => backpressure.await,
+                            None => return,
                         },
                         Err(e) => {
                             let shown = String::from_utf8_lossy(&buf[..buf.len().min(200)]);
@@ -397,9 +392,10 @@ fn connected(session: &Weak<Session>, pid: u32) {
     }
 }
 
-/// Deliver one message; `Some` is the backpressure to wait for.
-fn deliver(session: &Weak<Session>, msg: Message) -> Option<Arc<Notify>> {
-    session.upgrade()?.deliver(msg, Via::SharedStream)
+/// Deliver one message; the future resolves when the next line may be read (the session's
+/// backpressure, bounded by `--slow-reader-timeout`). `None`: the session is gone.
+fn deliver(session: &Weak<Session>, msg: Message) -> Option<impl Future<Output = ()> + 'static> {
+    Some(session.upgrade()?.deliver(msg, Via::SharedStream))
 }
 
 fn difference(session: &Weak<Session>, kind: Difference, msg: Option<&Message>, reason: &str) {

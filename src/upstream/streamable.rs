@@ -13,7 +13,9 @@ use actix_web::http::header;
 use awc::ClientResponse;
 use tokio::task::JoinHandle;
 
+use super::backoff::{self, Backoff};
 use super::http::{self, EventReader, Media};
+use super::session_loss::session_lost;
 use super::{ForwardHeaders, UpstreamShared};
 use crate::error::UpstreamError;
 use crate::jsonrpc::{self, Id, Kind, Message};
@@ -24,9 +26,6 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Consecutive failed attempts to resume a broken request stream before giving up.
 const MAX_RESUME_ATTEMPTS: u32 = 5;
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Upper bound on one backpressure wait; a lost wake-up then costs at most this.
-const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
@@ -81,15 +80,14 @@ impl Upstream {
             let used_session = self.st.borrow().session_id.clone();
             // Never a session header on initialize: SDK servers reject it.
             let resp = self.post(&msg, &headers, !init).await?;
-            let status = resp.status();
-            if status.as_u16() == 404 && !init && used_session.is_some() && !reinitialised {
-                drop(resp);
-                self.reinitialize(used_session, Some(&msg)).await?;
-                reinitialised = true;
-                continue;
-            }
-            if !status.is_success() {
-                return Err(http::status_error(resp, &self.shared.cfg).await);
+            if !resp.status().is_success() {
+                let err = http::status_error(resp, &self.shared.cfg).await;
+                if session_lost(&err) && !init && used_session.is_some() && !reinitialised {
+                    self.reinitialize(used_session, Some(&msg), &err).await?;
+                    reinitialised = true;
+                    continue;
+                }
+                return Err(err);
             }
             if init {
                 self.capture_session(&resp);
@@ -143,12 +141,21 @@ impl Upstream {
                 let messages = jsonrpc::parse_body(body)
                     .map_err(|e| UpstreamError::Protocol(format!("JSON answer: {e}")))?
                     .into_messages();
+                let mut answered = request_id.is_none();
                 for m in messages {
+                    answered |= m.kind == Kind::Response
+                        && (m.id.is_none() || m.id.as_ref() == request_id.as_ref());
                     if !self.deliver(m, request_id.as_ref()).await {
-                        break;
+                        return Ok(()); // the session is gone: no one to answer
                     }
                 }
-                Ok(())
+                // A JSON answer is the whole answer: without the response in it, none follows.
+                match answered {
+                    true => Ok(()),
+                    false => Err(UpstreamError::Protocol(
+                        "the upstream's JSON answer to the request held no response to it".into(),
+                    )),
+                }
             }
             other => {
                 let body = http::body(&mut resp, cfg.max_body, cfg.upstream_timeout).await?;
@@ -211,10 +218,9 @@ impl Upstream {
             Some(rid) => Via::RequestStream(rid.clone()),
             None => Via::StandaloneStream,
         };
-        if let Some(wait) = session.deliver(m, via) {
-            drop(session);
-            let _ = tokio::time::timeout(BACKPRESSURE_WAIT, wait.notified()).await;
-        }
+        let backpressure = session.deliver(m, via);
+        drop(session);
+        backpressure.await;
         true
     }
 
@@ -222,10 +228,12 @@ impl Upstream {
     async fn read_request_stream(self: Rc<Self>, mut reader: EventReader, request: Option<Id>) {
         let mut answered = false;
         let mut failed_attempts = 0;
+        let mut backoff = Backoff::default();
         loop {
             match reader.next().await {
                 Ok(Some(ev)) => {
                     failed_attempts = 0;
+                    backoff.healthy();
                     if !self.note_priming(&mut reader, request.as_ref())
                         || !self.relay_event(ev, request.as_ref(), &mut answered).await
                     {
@@ -248,7 +256,7 @@ impl Upstream {
                         return self.fail(request.as_ref(), "upstream stream could not be resumed");
                     }
                     failed_attempts += 1;
-                    tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+                    tokio::time::sleep(backoff.next_delay(reader.retry())).await;
                     match self.get(Some(&last_id)).await {
                         Ok(resp)
                             if resp.status().is_success()
@@ -265,7 +273,8 @@ impl Upstream {
                         }
                         Ok(resp) => {
                             let status = resp.status().as_u16();
-                            if status == 404 || status == 405 {
+                            let err = http::status_error(resp, &self.shared.cfg).await;
+                            if status == 405 || session_lost(&err) {
                                 return self.fail(
                                     request.as_ref(),
                                     &format!(
@@ -346,7 +355,9 @@ impl Upstream {
     /// The standalone stream: unsolicited messages. 405 = the server has none; 409 = another
     /// stream is registered (back off); a broken stream is reopened with `Last-Event-ID`.
     async fn run_get_stream(self: Rc<Self>) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::default();
+        // The server's `retry`, once it named one: it governs every later reconnect.
+        let mut retry: Option<Duration> = None;
         let mut last_id: Option<String> = None;
         let mut opened = false;
         loop {
@@ -357,9 +368,9 @@ impl Upstream {
             let resp = match Box::pin(self.get(last_id.as_deref())).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::debug!("upstream GET stream: {e}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next_delay(retry);
+                    tracing::debug!("upstream GET stream: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             };
@@ -368,24 +379,33 @@ impl Upstream {
                     tracing::info!("upstream offers no standalone GET stream (405)");
                     return;
                 }
-                // The server forgot the session while the bridge listened (it restarted):
-                // re-initialise now, so that its unsolicited messages flow again without
-                // waiting for the client's next request. That starts a new GET task.
-                404 if opened => {
-                    let expired = self.st.borrow().session_id.clone();
-                    if let Err(e) = self.reinitialize(expired, None).await {
-                        tracing::warn!("re-initialising the upstream session failed: {e}");
+                s if !(200..300).contains(&s) => {
+                    let err = http::status_error(resp, &self.shared.cfg).await;
+                    if session_lost(&err) {
+                        // The server forgot the session while the bridge listened (it
+                        // restarted): re-initialise now, so that its unsolicited messages
+                        // flow again without waiting for the client's next request. That
+                        // starts a new GET task. Refused from the start: a re-initialisation
+                        // on the POST path restarts it.
+                        if opened {
+                            let expired = self.st.borrow().session_id.clone();
+                            if let Err(e) = self.reinitialize(expired, None, &err).await {
+                                tracing::warn!("re-initialising the upstream session failed: {e}");
+                            }
+                        }
+                        return;
                     }
-                    return;
+                    let delay = backoff.next_delay(retry);
+                    tracing::debug!("upstream GET stream: {err}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    continue;
                 }
-                // Refused from the start: a re-initialisation after a 404 on POST restarts it.
-                404 => return,
-                s if !(200..300).contains(&s) || http::media(&resp) != Media::EventStream => {
+                s if http::media(&resp) != Media::EventStream => {
+                    let delay = backoff.next_delay(retry);
                     tracing::debug!(
-                        "upstream GET stream answered HTTP {s}; retrying in {backoff:?}"
+                        "upstream GET stream answered HTTP {s} without an event stream; retrying in {delay:?}"
                     );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 _ => {}
@@ -399,11 +419,14 @@ impl Upstream {
                     );
                 }
             }
-            backoff = Duration::from_secs(1);
+            // Opening is not health: a server may accept and close at once, over and over.
             opened = true;
+            let opened_at = tokio::time::Instant::now();
+            let mut delivered = false;
             let mut reader = EventReader::new(resp, self.shared.cfg.max_body + 64 * 1024);
             let mut ignored = false;
             while let Ok(Some(ev)) = reader.next().await {
+                delivered = true;
                 if !self.note_priming(&mut reader, None)
                     || !self.relay_event(ev, None, &mut ignored).await
                 {
@@ -411,7 +434,11 @@ impl Upstream {
                 }
             }
             last_id = reader.last_event_id().map(str::to_owned).or(last_id);
-            tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1))).await;
+            retry = reader.retry().or(retry);
+            if delivered || opened_at.elapsed() >= backoff::HEALTHY_AFTER {
+                backoff.healthy();
+            }
+            tokio::time::sleep(backoff.next_delay(retry)).await;
         }
     }
 
@@ -493,13 +520,14 @@ impl Upstream {
         http::within(self.shared.cfg.upstream_timeout, req.send()).await
     }
 
-    /// The server forgot the session (404): replay the client's `initialize` and
-    /// `notifications/initialized` so the next request works. The legacy client cannot do
-    /// this itself; server-side state is lost, which the difference line says.
+    /// The server forgot the session ([`session_lost`]): replay the client's `initialize`
+    /// and `notifications/initialized` so the next request works. The legacy client cannot
+    /// do this itself; server-side state is lost, which the difference line says.
     async fn reinitialize(
         self: &Rc<Self>,
         expired: Option<String>,
         trigger: Option<&Message>,
+        signal: &UpstreamError,
     ) -> Result<(), UpstreamError> {
         let _one_at_a_time = self.reinit.lock().await;
         if self.st.borrow().session_id != expired {
@@ -564,7 +592,7 @@ impl Upstream {
                 Difference::SessionReinitialised,
                 trigger,
                 &format!(
-                    "upstream answered 404 for session {:?}; replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
+                    "{signal} for session {:?} (session unknown); replayed the client's initialize, new upstream session {:?}; server-side state of the old session is lost",
                     expired.unwrap_or_default(),
                     new_session.unwrap_or_default()
                 ),

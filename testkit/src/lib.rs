@@ -5,6 +5,9 @@
 //!   test misbehave on purpose (expire sessions, kill streams, drop a POST stream mid-call).
 //! - [`LegacyClient`] and [`StreamableClient`] are raw awc clients that show exactly what came
 //!   back (statuses, headers, SSE events) and also drive whole exchanges (`request`).
+//! - [`McpClient`] is what either client does, so one scenario drives both ([`connect`]).
+//! - [`proc`] runs child processes (output collected, killed on drop) and [`pki`] makes a
+//!   test CA and server certificate, for the process-level tests and the benchmark.
 //! - [`sse`] is the testkit's own SSE codec. Nothing here depends on the bridge: the testkit is
 //!   an independent check of it.
 //!
@@ -31,9 +34,12 @@
 pub mod client;
 mod error;
 mod mcp;
+pub mod pki;
+pub mod proc;
 pub mod server;
 pub mod sse;
 
+pub use client::any::{connect, McpClient};
 pub use client::legacy::{LegacyClient, LegacyOptions};
 pub use client::stream::SseStream;
 pub use client::streamable::{ResponseKind, StreamableClient, StreamableResponse};

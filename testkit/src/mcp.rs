@@ -121,6 +121,20 @@ pub(crate) fn id_key(id: &RawValue) -> String {
         .unwrap_or_else(|_| id.get().to_string())
 }
 
+/// `id` as JavaScript's `JSON.stringify(JSON.parse(id))` writes it.
+fn js_reserialized(id: &RawValue) -> Box<RawValue> {
+    let text = match serde_json::from_str::<Value>(id.get()) {
+        Ok(Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+            Some(f) => format!("{f}"),
+            None => id.get().to_owned(),
+        },
+        Ok(Value::String(s)) => serde_json::to_string(&s).expect("a string serialises"),
+        _ => id.get().to_owned(),
+    };
+    RawValue::from_string(text).expect("valid JSON")
+}
+
 /// `{"jsonrpc":"2.0","id":<id as sent>,"result":...}`.
 pub(crate) fn result_response(id: &RawValue, result: &Value) -> String {
     format!(
@@ -235,6 +249,10 @@ impl McpState {
             Ok(()) = stop_rx => None,
         };
         self.inflight.lock().unwrap().remove(&key);
+        let id = match self.shared.opts.reserialize_ids {
+            true => js_reserialized(&id),
+            false => id,
+        };
         match outcome? {
             Ok(result) => Some(result_response(&id, &result)),
             Err((code, message)) => Some(error_response(Some(&id), code, &message)),
@@ -281,8 +299,9 @@ impl McpState {
                 let token = params.pointer("/_meta/progressToken").cloned();
                 let delay = num_arg("delay_ms", 0);
                 let items: Vec<String> = match name {
+                    // `pad`: that many spaces after each step's text (large notifications).
                     "progress" => (1..=num_arg("steps", 3))
-                        .map(|i| format!("step {i}"))
+                        .map(|i| format!("step {i}{}", " ".repeat(num_arg("pad", 0) as usize)))
                         .collect(),
                     _ => args
                         .get("items")
@@ -400,7 +419,7 @@ fn tools_list() -> Value {
     json!({"tools": [
         tool("echo", "Returns its text", obj(json!({"text": string}), &["text"])),
         tool("progress", "Sends a log message (and a progress notification when asked) per step, then returns",
-            obj(json!({"steps": int, "delay_ms": int}), &[])),
+            obj(json!({"steps": int, "delay_ms": int, "pad": int}), &[])),
         tool("sample", "Asks the client to sample (sampling/createMessage) and returns the sampled text",
             obj(json!({"prompt": string}), &["prompt"])),
         tool("roots", "Asks the client for its roots (roots/list) and returns them as JSON", obj(json!({}), &[])),

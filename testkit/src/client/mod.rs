@@ -4,6 +4,7 @@
 //! `request()` on either client drives one whole call (posting answers to server→client
 //! requests when auto-answer is on) and returns the [`Exchange`] it saw.
 
+pub mod any;
 pub mod legacy;
 pub mod stream;
 pub mod streamable;

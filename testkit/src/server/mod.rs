@@ -56,6 +56,9 @@ pub struct ServerOptions {
     pub record_requests: bool,
     /// How long a tool waits for the client's answer to a server→client request.
     pub client_response_timeout: Duration,
+    /// Write response ids the way JavaScript re-serialises them (`1.0` → `1`, `1e3` → `1000`,
+    /// `-0` → `0`, `"\u0041"` → `"A"`), as SDK servers do.
+    pub reserialize_ids: bool,
 
     // --- Streamable HTTP ---
     /// Answer requests with one `application/json` body instead of an SSE stream. Related
@@ -79,6 +82,12 @@ pub struct ServerOptions {
     pub unknown_session_status: u16,
     /// Serve the standalone GET stream; `false` answers GET with 405.
     pub get_stream: bool,
+    /// Answer each standalone GET with a `retry: 0` field and end the stream at once (a
+    /// server that asks for instant reconnects).
+    pub get_retry_zero_and_close: bool,
+    /// Answer a request with this JSON body (`application/json`) instead of its response:
+    /// a server that never answers on the request's own HTTP response.
+    pub json_answer_without_response: Option<&'static str>,
     /// Write a `: keepalive` comment on standalone GET streams at this interval.
     pub keepalive_interval: Option<Duration>,
 
@@ -106,6 +115,9 @@ impl Default for ServerOptions {
             workers: 1,
             record_requests: true,
             client_response_timeout: Duration::from_secs(30),
+            reserialize_ids: false,
+            get_retry_zero_and_close: false,
+            json_answer_without_response: None,
             json_response: false,
             event_ids: false,
             priming: false,
@@ -161,6 +173,9 @@ impl ServerOptions {
         retry_ms: Option<u64>,
         path: Option<&'static str>,
         require_bearer: Option<&'static str>,
+        reserialize_ids: bool,
+        get_retry_zero_and_close: bool,
+        json_answer_without_response: Option<&'static str>,
     }
 
     /// The path of the MCP endpoint (Streamable) or SSE stream (legacy).

@@ -170,6 +170,13 @@ impl Streamable {
         if requests.is_empty() {
             return HttpResponse::Accepted().finish();
         }
+        if let Some(body) = self.shared.opts.json_answer_without_response {
+            if !init {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body);
+            }
+        }
 
         if self.shared.opts.json_response {
             let out: Rc<dyn Outlet> = Rc::new(JsonOutlet(session.clone()));
@@ -239,6 +246,11 @@ impl Streamable {
         };
         if let Err(reject) = Self::check_version(&req) {
             return reject.into();
+        }
+        if self.shared.opts.get_retry_zero_and_close {
+            return HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .body(": bye\nretry: 0\n\n");
         }
         let last = header(&req, "last-event-id");
         let opened = match last {
