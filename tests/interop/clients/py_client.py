@@ -2,10 +2,13 @@
 
     python py_client.py --transport sse|streamable|client --url URL [--timeout SECONDS]
                         [--header 'NAME: VALUE']... [--ca-file PEM]
+    python py_client.py --transport stdio --command 'PROGRAM ARG...' [--timeout SECONDS]
 
   sse         legacy HTTP+SSE, `mcp.client.sse.sse_client` (1.x only)
   streamable  Streamable HTTP: 1.x `streamablehttp_client`, 2.x `streamable_http_client`,
               with a `ClientSession` and an explicit `initialize()`
+  stdio       the SDK's own `stdio_client`: starts the server (split like a shell would split
+              --command, no shell) and talks to it directly -- the reference for bridged runs
   client      2.x high-level `mcp.Client(url)`: probes `server/discover` (2026-07-28) first and
               falls back to `initialize`
 
@@ -150,7 +153,7 @@ class Run:
         self.t0 = time.monotonic()
         self.stage = "start"
         self.summary: dict[str, Any] = {"client": f"py{MAJOR}-{args.transport}", "ok": False}
-        self.meta: dict[str, Any] = {"sdk": f"mcp=={MCP_VERSION}", "url": args.url, "errors": [], "timingsMs": {}}
+        self.meta: dict[str, Any] = {"sdk": f"mcp=={MCP_VERSION}", "url": args.url or args.command, "errors": [], "timingsMs": {}}
         self.inbound: list[tuple[float, str]] = []
         self.last_inbound = time.monotonic()
         self.preamble_logs: list[dict[str, Any]] = []
@@ -246,7 +249,15 @@ class Run:
                 protocol_version = client.protocol_version
                 self.meta["negotiation"] = "discover" if session.initialize_result is None else "initialize"
             else:
-                if a.transport == "sse":
+                if a.transport == "stdio":
+                    import shlex
+
+                    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+                    argv = shlex.split(a.command)
+                    params = StdioServerParameters(command=argv[0], args=argv[1:])
+                    read, write = await stack.enter_async_context(stdio_client(params))
+                elif a.transport == "sse":
                     if MAJOR >= 2:
                         raise SystemExit("--transport sse is the 1.x legacy client")
                     from mcp.client.sse import sse_client
@@ -351,7 +362,7 @@ class Run:
         # Leaving the exit stack closes the session: the legacy client drops its GET stream, the
         # Streamable clients send DELETE (failures are only logged by the SDK: look for them).
         failed = [w for w in self.warnings.records if "termination failed" in w.lower()]
-        if a.transport == "sse":
+        if a.transport in ("sse", "stdio"):
             self.summary["close"] = "closed"
         else:
             self.summary["close"] = "terminated" if not failed else f"termination failed: {failed[0]}"
@@ -385,12 +396,15 @@ class Run:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--transport", choices=["sse", "streamable", "client"], required=True)
-    ap.add_argument("--url", required=True)
+    ap.add_argument("--transport", choices=["sse", "streamable", "client", "stdio"], required=True)
+    ap.add_argument("--url")
+    ap.add_argument("--command", help="the stdio server to start (--transport stdio)")
     ap.add_argument("--timeout", type=float, default=15.0)
     ap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
     ap.add_argument("--ca-file", metavar="PEM")
     args = ap.parse_args()
+    if (args.transport == "stdio") != bool(args.command) or (args.transport != "stdio") != bool(args.url):
+        ap.error("--transport stdio takes --command, every other transport --url")
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     run = Run(args)
 

@@ -2,6 +2,10 @@
 // TypeScript SDK (@modelcontextprotocol/sdk 1.x) interop client for mcp-bridge.
 //
 //   node ts_client.cjs --transport sse|streamable --url URL [--timeout SECONDS]
+//   node ts_client.cjs --transport stdio --command 'PROGRAM ARG...' [--timeout SECONDS]
+//
+// stdio: the SDK's own StdioClientTransport starts the server (--command split on blanks, no
+// shell, no quoting) and talks to it directly -- the reference for bridged runs.
 //
 // Runs the scenario of scenario.json and prints ONE JSON summary line on stdout; exits 0 on
 // success, 1 on a scenario failure, 3 on the overall timeout. Diagnostics (the wire trace of the
@@ -28,17 +32,19 @@ const NODE_DIR = path.join(INTEROP_DIR, "node");
 const SCENARIO = JSON.parse(fs.readFileSync(path.join(__dirname, "scenario.json"), "utf8"));
 
 function parseArgs(argv) {
-  const out = { transport: null, url: null, timeout: 15 };
+  const out = { transport: null, url: null, command: null, timeout: 15 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
     if (a === "--transport") { out.transport = v; i++; }
     else if (a === "--url") { out.url = v; i++; }
+    else if (a === "--command") { out.command = v; i++; }
     else if (a === "--timeout") { out.timeout = Number(v); i++; }
     else { throw new Error(`unknown argument ${a}`); }
   }
-  if (!["sse", "streamable"].includes(out.transport) || !out.url) {
-    throw new Error("usage: ts_client.cjs --transport sse|streamable --url URL [--timeout S]");
+  const stdio = out.transport === "stdio";
+  if (!["sse", "streamable", "stdio"].includes(out.transport) || !(stdio ? out.command : out.url)) {
+    throw new Error("usage: ts_client.cjs --transport sse|streamable --url URL | --transport stdio --command CMD [--timeout S]");
   }
   return out;
 }
@@ -110,13 +116,20 @@ async function main() {
   let lastInbound = Date.now();
   const setStage = (x) => { state.stage = x; };
   summary.client = `ts-${args.transport}`;
-  meta.url = args.url;
+  meta.url = args.url ?? args.command;
   const timer = setTimeout(() => fail(3, new Error(`overall timeout of ${args.timeout}s`)), args.timeout * 1000);
 
-  const url = new URL(args.url);
-  const transport = args.transport === "sse"
-    ? new SSEClientTransport(url)
-    : new StreamableHTTPClientTransport(url);
+  let transport;
+  if (args.transport === "stdio") {
+    const { StdioClientTransport } = req("@modelcontextprotocol/sdk/client/stdio.js");
+    const [command, ...rest] = args.command.split(/\s+/).filter(Boolean);
+    transport = new StdioClientTransport({ command, args: rest, stderr: "inherit" });
+  } else {
+    const url = new URL(args.url);
+    transport = args.transport === "sse"
+      ? new SSEClientTransport(url)
+      : new StreamableHTTPClientTransport(url);
+  }
 
   // Wire tap: Protocol.connect chains a pre-set onmessage before its own dispatch, so this sees
   // every inbound message synchronously and in arrival order.

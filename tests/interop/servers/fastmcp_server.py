@@ -1,8 +1,9 @@
 """FastMCP (Python `mcp` 1.x) interop server for mcp-bridge.
 
 Usage: python fastmcp_server.py --transport sse|streamable-http --port N [--path /mcp]
+       python fastmcp_server.py --transport stdio
 
-Binds 127.0.0.1 only. Tools:
+Binds 127.0.0.1 only (stdio: no socket, messages on stdin/stdout, logs on stderr). Tools:
   echo(text)            -> "echo: <text>"
   progress(steps, delay) per step: one log message (ctx.info) then one progress
                          notification (ctx.report_progress); returns a fixed text
@@ -88,13 +89,16 @@ def watch_parent() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--transport", choices=["sse", "streamable-http"], required=True)
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--transport", choices=["sse", "streamable-http", "stdio"], required=True)
+    ap.add_argument("--port", type=int, default=0, help="required for sse and streamable-http")
     ap.add_argument("--path", help="the endpoint path of either transport (default /sse or /mcp)")
     args = ap.parse_args()
+    if args.transport != "stdio" and not args.port:
+        ap.error("--port is required for sse and streamable-http")
     if os.environ.get("INTEROP_PARENT_WATCH") != "0":
         watch_parent()
-    print(f"fastmcp interop server: {args.transport} on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+    where = "stdin/stdout" if args.transport == "stdio" else f"127.0.0.1:{args.port}"
+    print(f"fastmcp interop server: {args.transport} on {where}", file=sys.stderr, flush=True)
     build(args.port, args.path).run(transport=args.transport)
     return 0
 
