@@ -512,3 +512,69 @@ async fn a_legacy_client_that_stops_reading_is_cut_and_its_session_ends() {
     }
     drop(sse);
 }
+
+#[actix_rt::test]
+async fn the_pool_refills_only_once_the_taken_server_answered_its_first_message() {
+    // A process start (node: hundreds of ms of CPU) must not compete with a new session's
+    // first exchange. The server logs each start; before answering `initialize` it records
+    // how many had started by then.
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-bridge-refill-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, seen, script) = (dir.join("starts"), dir.join("seen"), dir.join("server.sh"));
+    std::fs::write(
+        &script,
+        r#"echo started >> "$LOG"
+IFS= read -r line
+sleep 0.3
+wc -l < "$LOG" > "$SEEN"
+echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"sh","version":"1"}}}'
+exec cat > /dev/null
+"#,
+    )
+    .unwrap();
+    let env_log = format!("LOG={}", log.display());
+    let env_seen = format!("SEEN={}", seen.display());
+    let command = format!("sh {}", script.display());
+    let bridge = stdio_bridge(
+        &command,
+        &[
+            "--upstream-pool",
+            "1",
+            "--upstream-env",
+            &env_log,
+            "--upstream-env",
+            &env_seen,
+        ],
+    );
+    let starts = || {
+        std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(|| starts() == 1).await,
+        "the warm process started"
+    );
+    let init = raw("POST", &bridge.url("/mcp"), &[JSON, ACCEPT_BOTH], INIT).await;
+    assert_eq!(init.status, 200, "{}", init.body);
+    assert!(init.body.contains("\"serverInfo\""), "{}", init.body);
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        seen.trim(),
+        "1",
+        "no replacement started while the first exchange was under way"
+    );
+    assert!(
+        eventually(|| starts() == 2).await,
+        "the pool refilled after it"
+    );
+    drop(bridge);
+    let _ = std::fs::remove_dir_all(&dir);
+}

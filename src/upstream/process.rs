@@ -37,6 +37,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A warm process up this long shows the command works (failures are forgotten).
 const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+/// The longest a refill waits for a taken process's first answer (see `State::first_exchange`).
+const REFILL_HOLD: Duration = Duration::from_secs(1);
 /// Stderr bytes kept from a process that died while warm (for the log).
 const DEAD_STDERR: usize = 2048;
 
@@ -58,6 +60,10 @@ struct State {
     stopping: Vec<Stopping>,
     /// Pids of processes held by sessions.
     in_use: HashSet<u32>,
+    /// Processes just handed out whose server has not answered yet, with the time the refill
+    /// stops waiting for them: a process start (node: hundreds of ms of CPU) would compete
+    /// with the new session's first exchange, and the pool is refilled right after it.
+    first_exchange: Vec<(u32, Instant)>,
     /// Why the last start did not give a usable process (for `/readyz`); `None` once one did.
     problem: Option<String>,
     failures: u32,
@@ -119,9 +125,15 @@ impl Processes {
                 if st.shutting_down {
                     return Err("the bridge is shutting down".into());
                 }
-                st.pool.pop_front()
+                let warm = st.pool.pop_front();
+                // Held under the same lock, so that the keeper cannot refill in between.
+                if let Some(w) = &warm {
+                    st.first_exchange
+                        .push((w.child.id(), Instant::now() + REFILL_HOLD));
+                }
+                warm
             };
-            self.inner.wake.notify_one(); // refill
+            self.inner.wake.notify_one(); // refill (once the first exchange is done)
             let mut child = match warm {
                 Some(w) => w.child,
                 None => break,
@@ -129,8 +141,11 @@ impl Processes {
             match child.try_wait() {
                 Ok(None) => return Ok(self.inner.clone().hand_out(child)),
                 // Died while warm: the keeper would have noticed soon; try the next one.
-                Ok(Some(status)) => self.inner.died_warm(child, status),
-                Err(_) => {}
+                Ok(Some(status)) => {
+                    self.inner.first_exchange_done(child.id());
+                    self.inner.died_warm(child, status);
+                }
+                Err(_) => self.inner.first_exchange_done(child.id()),
             }
         }
         match self.inner.cmd.spawn() {
@@ -183,6 +198,11 @@ impl Running {
 
     pub fn child_mut(&mut self) -> &mut Child {
         self.child.as_mut().expect("held until dropped")
+    }
+
+    /// The server answered (wrote its first line): the pool may refill now.
+    pub fn answered(&self) {
+        self.inner.first_exchange_done(self.pid());
     }
 
     /// The exit status, if the process has exited (it is reaped then).
@@ -242,17 +262,30 @@ impl Inner {
     }
 
     fn hand_out(self: Arc<Self>, child: Child) -> Running {
-        self.lock().in_use.insert(child.id());
+        {
+            let mut st = self.lock();
+            let pid = child.id();
+            st.in_use.insert(pid);
+            if !st.first_exchange.iter().any(|(p, _)| *p == pid) {
+                st.first_exchange.push((pid, Instant::now() + REFILL_HOLD));
+            }
+        }
         Running {
             child: Some(child),
             inner: self,
         }
     }
 
+    fn first_exchange_done(&self, pid: u32) {
+        self.lock().first_exchange.retain(|(p, _)| *p != pid);
+        self.wake.notify_one();
+    }
+
     fn stop(&self, child: Child) {
         {
             let mut st = self.lock();
             st.in_use.remove(&child.id());
+            st.first_exchange.retain(|(p, _)| *p != child.id());
             st.stopping.push(Stopping {
                 child,
                 step: Step::Closed,
@@ -309,13 +342,16 @@ impl Inner {
                 for (child, status) in dead {
                     self.died_warm(child, status);
                 }
-                let st = self.lock();
-                let due = st.retry_at.is_none_or(|t| now >= t);
+                let mut st = self.lock();
+                st.first_exchange.retain(|(_, until)| now < *until);
+                let held = st.first_exchange.iter().map(|(_, until)| *until).min();
+                let due = st.retry_at.is_none_or(|t| now >= t) && held.is_none();
                 let refill = !st.shutting_down && st.pool.len() < self.cmd.pool && due;
                 let wait = if !st.stopping.is_empty() || st.shutting_down {
                     STOP_POLL
                 } else if st.pool.len() < self.cmd.pool && !due {
-                    st.retry_at.map_or(POOL_CHECK, |t| t - now).min(POOL_CHECK)
+                    let until = st.retry_at.into_iter().chain(held).max();
+                    until.map_or(POOL_CHECK, |t| t - now).min(POOL_CHECK)
                 } else {
                     POOL_CHECK
                 };

@@ -254,9 +254,16 @@ impl Reader {
     async fn run(self, stdout: ChildStdout, stderr: JoinHandle<()>) {
         let mut stdout = BufReader::with_capacity(64 * 1024, stdout);
         let mut buf = Vec::new();
+        let mut answered = false;
         let end = loop {
             match read_line(&mut stdout, &mut buf, self.max_line).await {
                 Ok(Read::Line) => {
+                    if !answered {
+                        answered = true;
+                        if let Some(p) = self.process.borrow().as_ref() {
+                            p.answered();
+                        }
+                    }
                     if buf.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
