@@ -13,6 +13,10 @@
 #   bash bench/run.sh --upstream-url http://127.0.0.1:3001/mcp --upstream-transport streamable \
 #       --echo-params '{"name":"echo","arguments":{"message":"hi"}}'   # a real server
 #   BENCH_TIMEOUT=1200 bash bench/run.sh                # outer safety limit (seconds)
+#   E=.interop/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+#   bash bench/run.sh --only f,g --stdio-command "node $PWD/$E stdio" \
+#       --stdio-http-command "node --require $PWD/tests/interop/servers/loopback.cjs $PWD/$E streamableHttp"
+#                                                       # stdio: open latency (f), echo throughput (g)
 #
 # `target/release/examples/loadgen suite --help` lists every option.
 set -euo pipefail

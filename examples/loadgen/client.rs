@@ -181,7 +181,7 @@ fn request_body(id: u64, method: &str, params: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
 }
 
-fn initialize_params(version: &str) -> String {
+pub fn initialize_params(version: &str) -> String {
     format!(
         r#"{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"mcp-bridge-loadgen","version":"0.1"}}}}"#
     )

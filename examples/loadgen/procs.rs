@@ -12,7 +12,7 @@ use crate::client::ClientKind;
 
 /// Starts a child whose stderr goes to `<log_dir>/<name>.log`; its pid is recorded in
 /// `<log_dir>/pids` for bench/run.sh, which ends the children if this driver is killed.
-fn spawn(name: &str, cmd: Command, args: &SuiteArgs) -> Result<Proc, String> {
+pub(super) fn spawn(name: &str, cmd: Command, args: &SuiteArgs) -> Result<Proc, String> {
     let opts = ProcOptions {
         stdin: true,
         stderr_log: Some(args.log_dir.join(format!("{name}.log"))),
@@ -47,6 +47,15 @@ pub(super) struct Upstream {
 }
 
 impl Upstream {
+    /// A server this suite did not start (no stats).
+    pub fn external(kind: ClientKind, url: String) -> Upstream {
+        Upstream {
+            kind,
+            url,
+            proc: None,
+        }
+    }
+
     pub fn sessions(&mut self) -> Option<usize> {
         self.stats().map(|s| s.0)
     }
@@ -96,7 +105,6 @@ pub(super) struct Bridge {
 }
 
 pub(super) fn start_bridge(up: &Upstream, args: &SuiteArgs, tag: &str) -> Result<Bridge, String> {
-    let name = format!("bridge-{tag}");
     let mut cmd = Command::new(&args.bridge);
     cmd.args([
         "--upstream",
@@ -115,7 +123,12 @@ pub(super) fn start_bridge(up: &Upstream, args: &SuiteArgs, tag: &str) -> Result
         cmd.args(["--workers", &args.bridge_workers.to_string()]);
     }
     cmd.args(&args.bridge_args);
-    let mut p = spawn(&name, cmd, args)?;
+    bridge_from(cmd, args, tag)
+}
+
+/// Starts the bridge command `cmd` and waits for its listening line.
+pub(super) fn bridge_from(cmd: Command, args: &SuiteArgs, tag: &str) -> Result<Bridge, String> {
+    let mut p = spawn(&format!("bridge-{tag}"), cmd, args)?;
     let line = p.wait_line("mcp-bridge listening on ", Duration::from_secs(10))?;
     let base = line["mcp-bridge listening on ".len()..].trim().to_string();
     Ok(Bridge { proc: p, base })

@@ -67,6 +67,9 @@ pub(super) struct Report {
     pub idle: Vec<IdleResult>,
     /// Bridge RSS before/after each load run (memory kept per call shows here).
     pub load_rss: Vec<String>,
+    /// Stdio scenarios: (f) session open latency, (g) echo throughput.
+    pub stdio_open: Vec<super::stdio::OpenResult>,
+    pub stdio_load: super::stdio::StdioLoad,
     pub notes: Vec<String>,
     pub total_s: f64,
 }
@@ -225,8 +228,10 @@ pub(super) fn markdown(rep: &Report, args: &SuiteArgs) -> String {
             idle_pair(rep, args, client, up, &mut t, &mut checks);
         }
     }
+    stdio_checks(rep, &mut checks);
     let mut md = header(rep);
     md += &t.render();
+    md += &stdio_tables(rep);
     md += &targets(&checks);
     md += &lists(rep);
     md += &error_samples(rep);
@@ -539,6 +544,55 @@ fn header(rep: &Report) -> String {
         }
     }
     md += "- direct = the same client transport straight to the fast upstream of that transport; ratio = via bridge / direct\n\n";
+    md
+}
+
+/// (f) target: a fresh session's `initialize` through the stdio bridge, pool warm.
+fn stdio_checks(rep: &Report, checks: &mut Checks) {
+    for r in &rep.stdio_open {
+        if r.target.contains("paced") {
+            checks.push((
+                format!(
+                    "(f) stdio session open p50 ≤ 20 ms ({}, warm pool)",
+                    r.client
+                ),
+                format!("{:.2} ms", r.p50_ms),
+                r.p50_ms <= 20.0 && r.errors == 0,
+            ));
+        }
+    }
+}
+
+/// The stdio scenarios' own tables (their targets are not client × upstream pairs).
+fn stdio_tables(rep: &Report) -> String {
+    let mut md = String::new();
+    if !rep.stdio_open.is_empty() {
+        md +=
+            "\n## (f) Stdio: session open latency (initialize round trip, fresh session each)\n\n";
+        md += "| Target | Client | Gap | Sessions | p50 | p95 | max | Errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n";
+        for r in &rep.stdio_open {
+            md += &format!(
+                "| {} | {} | {:.1} s | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} |\n",
+                r.target, r.client, r.gap_s, r.opened, r.p50_ms, r.p95_ms, r.max_ms, r.errors
+            );
+        }
+    }
+    if !rep.stdio_load.is_empty() {
+        md += "\n## (g) Stdio: concurrent sessions of echo\n\n";
+        md += "| Target | Sessions | calls/s (median) | p50 | p99 | Errors | Repeats (calls/s) |\n|---|---:|---:|---:|---:|---:|---|\n";
+        for (key, r) in &rep.stdio_load {
+            let reps: Vec<String> = r.repeats.iter().map(|x| format!("{x:.0}")).collect();
+            md += &format!(
+                "| {key} | {} | {:.0} | {} | {} | {} | {} |\n",
+                r.sessions,
+                r.calls_per_s,
+                ms(r.latency.p50_us),
+                ms(r.latency.p99_us),
+                r.errors + r.open_errors,
+                reps.join(", ")
+            );
+        }
+    }
     md
 }
 

@@ -43,6 +43,9 @@ pub(super) fn run_suite(args: &SuiteArgs) -> Result<bool, String> {
     if args.only("d") {
         clean &= run_idle(&mut ups, args, &mut report)?;
     }
+    if args.only("f") || args.only("g") {
+        clean &= super::stdio::run(args, &mut report)?;
+    }
     drop(ups);
     report::trim_logs(&args.log_dir, &mut report.notes);
     report.total_s = t0.elapsed().as_secs_f64();

@@ -14,6 +14,8 @@ mod procs;
 mod report;
 #[path = "run.rs"]
 mod run;
+#[path = "stdio.rs"]
+mod stdio;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -95,7 +97,34 @@ pub struct SuiteArgs {
     /// Runs of each target in scenarios (a) and (b); the median one is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Only these scenarios (comma separated letters: a,b,c,d,e).
+    /// The stdio server of scenarios f and g, as `--upstream-command` takes it, e.g.
+    /// 'node …/server-everything/dist/index.js stdio'.
+    #[arg(long)]
+    stdio_command: Option<String>,
+    /// The same server software over Streamable HTTP, started with PORT=<free port> and
+    /// reached at http://127.0.0.1:PORT/mcp (split on blanks, no shell), for comparison.
+    #[arg(long)]
+    stdio_http_command: Option<String>,
+    /// tools/call params of the echo in scenario g (server-everything's echo by default).
+    #[arg(
+        long,
+        default_value = r#"{"name":"echo","arguments":{"message":"hello"}}"#
+    )]
+    stdio_echo_params: String,
+    /// `--upstream-pool` of the stdio bridge.
+    #[arg(long, default_value_t = 2)]
+    stdio_pool: usize,
+    /// Fresh sessions per run of scenario f.
+    #[arg(long, default_value_t = 40)]
+    stdio_opens: usize,
+    /// Seconds between sessions in the paced runs of scenario f (the pool refills meanwhile).
+    #[arg(long, default_value_t = 0.5)]
+    stdio_open_gap: f64,
+    /// Concurrent sessions of scenario g.
+    #[arg(long, default_value_t = 8)]
+    stdio_sessions: usize,
+    /// Only these scenarios (comma separated letters: a,b,c,d,e; f,g are the stdio ones and
+    /// need --stdio-command).
     #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
     only: Vec<String>,
     /// Commit the figures belong to (for the report header).
