@@ -115,10 +115,11 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 2)]
     stdio_pool: usize,
     /// Fresh sessions per run of scenario f.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 25)]
     stdio_opens: usize,
-    /// Seconds between sessions in the paced runs of scenario f (the pool refills meanwhile).
-    #[arg(long, default_value_t = 0.5)]
+    /// Seconds between sessions in the paced runs of scenario f: long enough for the pool's
+    /// replacement to be up (a node server takes 0.3–1 s to start on a busy 2-core machine).
+    #[arg(long, default_value_t = 2.0)]
     stdio_open_gap: f64,
     /// Concurrent sessions of scenario g.
     #[arg(long, default_value_t = 8)]
