@@ -2,7 +2,10 @@
 //! the table of the client's in-flight requests, the upstream handle, and the router that
 //! decides which stream each upstream message goes to.
 
+mod failure;
+mod inflight;
 mod map;
+mod router;
 mod stream;
 
 pub use map::SessionMap;
