@@ -108,7 +108,10 @@ mod tests {
             assert_eq!(parsed, UpstreamTransport::Fixed(t));
             assert_eq!(parsed.to_string(), t.as_str());
         }
-        assert_eq!("AUTO".parse::<UpstreamTransport>(), Ok(UpstreamTransport::Auto));
+        assert_eq!(
+            "AUTO".parse::<UpstreamTransport>(),
+            Ok(UpstreamTransport::Auto)
+        );
         assert!("stdio-ish".parse::<UpstreamTransport>().is_err());
     }
 

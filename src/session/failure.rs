@@ -72,7 +72,11 @@ mod tests {
             (down(), true, Answering, ErrorOnStream),
         ];
         for (err, request, phase, want) in table {
-            assert_eq!(decide(&err, request, phase), want, "{err} {request} {phase:?}");
+            assert_eq!(
+                decide(&err, request, phase),
+                want,
+                "{err} {request} {phase:?}"
+            );
         }
     }
 }

@@ -14,10 +14,10 @@
 
 use super::inflight::InFlight;
 use super::stream::{StreamNo, MAIN_STREAM};
+use super::Via;
 use crate::jsonrpc::{Kind, Message};
 use crate::observe::Difference;
 use crate::transport::Transport;
-use super::Via;
 
 /// What the router knows about the client's streams.
 pub trait Streams {
@@ -221,7 +221,13 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":9,"result":{}}"#,
             r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"x"}}"#,
         ] {
-            let r = route(Transport::Streamable, &t, &v, &msg(body), &Via::SharedStream);
+            let r = route(
+                Transport::Streamable,
+                &t,
+                &v,
+                &msg(body),
+                &Via::SharedStream,
+            );
             assert_eq!(kind(&r), Some(Difference::MessageDropped), "{body}");
         }
     }
@@ -256,7 +262,13 @@ mod tests {
         let t = one_in_flight();
         let v = view(&[0, 1], true);
         assert_eq!(
-            route(Transport::Streamable, &t, &v, &msg(LOG), &Via::StandaloneStream),
+            route(
+                Transport::Streamable,
+                &t,
+                &v,
+                &msg(LOG),
+                &Via::StandaloneStream
+            ),
             sent(MAIN_STREAM)
         );
     }
