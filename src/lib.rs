@@ -15,6 +15,7 @@ pub mod observe;
 pub mod session;
 pub mod sse;
 pub mod tls;
+pub mod transport;
 pub mod upstream;
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! decides which stream each upstream message goes to.
 
 mod budget;
+mod failure;
+mod inflight;
 mod map;
+mod router;
 mod stream;
 
 pub use budget::Budget;
