@@ -7,20 +7,22 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use url::Url;
 
+use crate::transport::Transport;
+pub use crate::transport::UpstreamTransport;
+
 mod deploy;
 pub use deploy::{
     check_token, CorsOrigins, Deploy, DeployArgs, HeaderSource, Secret, StaticHeader, TlsFiles,
 };
 
-/// Which transport the upstream server speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum UpstreamTransport {
-    /// Probe with the client's `initialize` (POST), fall back to legacy SSE (GET) on 400/404/405.
-    Auto,
-    /// Streamable HTTP (protocol 2025-03-26 and later).
-    Streamable,
-    /// Legacy HTTP+SSE (protocol 2024-11-05).
-    Sse,
+/// `--upstream-transport`: `auto` or a transport's name, listed in `--help`.
+fn upstream_transport_names() -> impl clap::builder::TypedValueParser<Value = UpstreamTransport> {
+    let names: Vec<&'static str> = std::iter::once("auto")
+        .chain(Transport::ALL.iter().map(|t| t.as_str()))
+        .collect();
+    clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(names), |s| {
+        s.parse().expect("a listed name parses")
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,12 +43,13 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_UPSTREAM", required = true)]
     pub upstream: Option<String>,
 
-    /// Transport the upstream speaks.
+    /// Transport the upstream speaks: auto (probe with the client's initialize, fall back to
+    /// legacy SSE), streamable (2025-03-26 and later) or sse (legacy HTTP+SSE, 2024-11-05).
     #[arg(
         long,
         env = "MCP_BRIDGE_UPSTREAM_TRANSPORT",
-        value_enum,
-        default_value = "auto"
+        default_value = "auto",
+        value_parser = upstream_transport_names()
     )]
     pub upstream_transport: UpstreamTransport,
 

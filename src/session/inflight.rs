@@ -74,10 +74,6 @@ impl InFlight {
         self.requests.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-    }
-
     pub fn ids(&self) -> Vec<Id> {
         self.requests.values().map(|p| p.id.clone()).collect()
     }
@@ -102,7 +98,7 @@ mod tests {
         let p = t.take(&id("1")).unwrap();
         assert_eq!(&*p.method, "tools/call");
         assert_eq!(t.stream_of_token(&id("\"tok\"")), None);
-        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
     }
 
     #[test]

@@ -14,10 +14,10 @@
 
 use super::inflight::InFlight;
 use super::stream::{StreamNo, MAIN_STREAM};
-use super::Via;
 use crate::jsonrpc::{Kind, Message};
 use crate::observe::Difference;
 use crate::transport::Transport;
+use crate::upstream::Via;
 
 /// What the router knows about the client's streams.
 pub trait Streams {
