@@ -478,6 +478,46 @@ pub fn new_session_id() -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::UpstreamSink;
+
+    fn request(id: u64) -> Message {
+        let raw = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{}}}}"#);
+        Message::parse(raw.into()).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn an_upstream_failure_is_answered_and_counted_once() {
+        let cfg =
+            crate::config::Config::from_args(["t", "--upstream", "http://127.0.0.1:9"]).unwrap();
+        let obs = Arc::new(Observer::new(&cfg));
+        // The driver is dropped: every send fails at once (the upstream is closed).
+        let (handle, _) = UpstreamHandle::new();
+        let s = Arc::new(Session::new(
+            "s".into(),
+            Transport::Streamable,
+            handle,
+            ReplayLimits::default(),
+            Weak::new(),
+            obs.clone(),
+        ));
+        let slot = s.open_request_stream(1);
+        let sent = s
+            .forward_one(request(1), slot.stream, &Vec::new(), Phase::Forwarding)
+            .await;
+        assert!(
+            sent.is_ok(),
+            "a request's failure is answered on its stream"
+        );
+        assert_eq!(s.in_flight(), 0);
+        // The adapter's own report of the same loss, and the upstream going away, come
+        // after the answer: neither answers nor counts it again.
+        let id = request(1).id.unwrap();
+        s.request_failed(&id, UpstreamError::StreamEnded);
+        s.gone("the upstream went away");
+        assert_eq!(obs.metrics.upstream_error_count(None), 1);
+        assert_eq!(s.difference_count(Difference::ErrorSynthesized), 1);
+        assert_eq!(s.difference_count(Difference::MessageDropped), 0);
+    }
 
     #[test]
     fn event_ids_round_trip() {
