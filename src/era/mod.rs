@@ -4,6 +4,8 @@
 //!
 //! See `docs/ERA-2026.md` for the wire facts and how the adapters use these modules.
 
+pub mod base64;
 pub mod codes;
+pub mod headers;
 pub mod meta;
 pub mod splice;
