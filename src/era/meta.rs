@@ -78,7 +78,7 @@ pub fn stamp(body: &[u8], env: &Envelope) -> Result<Vec<u8>, SpliceError> {
 }
 
 /// The envelope as read from a modern request (every field optional: validation decides).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct RequestMeta {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     pub protocol_version: Option<Box<RawValue>>,

@@ -9,3 +9,4 @@ pub mod codes;
 pub mod headers;
 pub mod meta;
 pub mod splice;
+pub mod validate;
