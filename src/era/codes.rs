@@ -45,14 +45,14 @@ pub fn is_spec_reserved(code: i64) -> bool {
 /// 404 carrying JSON-RPC `-32601`, means "modern — correct the request", anything else means
 /// "legacy — fall back to `initialize`".
 pub fn is_modern_rejection(status: u16, error_code: Option<i64>) -> bool {
-    match (status, error_code) {
-        (
-            400,
-            Some(
-                HEADER_MISMATCH | MISSING_REQUIRED_CLIENT_CAPABILITY | UNSUPPORTED_PROTOCOL_VERSION,
-            ),
-        ) => true,
-        (404, Some(METHOD_NOT_FOUND)) => true,
+    let modern_400 = [
+        HEADER_MISMATCH,
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        UNSUPPORTED_PROTOCOL_VERSION,
+    ];
+    match error_code {
+        Some(code) if status == 400 => modern_400.contains(&code),
+        Some(code) if status == 404 => code == METHOD_NOT_FOUND,
         _ => false,
     }
 }

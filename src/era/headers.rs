@@ -42,7 +42,12 @@ fn is_plain(value: &str) -> bool {
     value.bytes().all(|b| (0x20..=0x7e).contains(&b))
         && !value.starts_with(' ')
         && !value.ends_with(' ')
-        && !(value.starts_with(SENTINEL_PREFIX) && value.ends_with(SENTINEL_SUFFIX))
+        && !looks_encoded(value)
+}
+
+/// The sentinel pattern: starts with `=?base64?` and ends with `?=`.
+fn looks_encoded(value: &str) -> bool {
+    value.starts_with(SENTINEL_PREFIX) && value.ends_with(SENTINEL_SUFFIX)
 }
 
 /// Encode a value for `Mcp-Name` / `Mcp-Param-*`: as is when plain, else
@@ -75,7 +80,7 @@ pub enum ValueError {
 /// be canonical Base64 of valid UTF-8, as the TypeScript SDK's server checks); a plain value
 /// may hold only visible ASCII, space and tab (RFC 9110 field values).
 pub fn decode_value(value: &str) -> Result<String, ValueError> {
-    if value.starts_with(SENTINEL_PREFIX) && value.ends_with(SENTINEL_SUFFIX) {
+    if looks_encoded(value) {
         let inner = value
             .get(SENTINEL_PREFIX.len()..value.len() - SENTINEL_SUFFIX.len())
             .ok_or(ValueError::BadBase64)?;

@@ -182,9 +182,11 @@ pub fn validate(
                 "Header mismatch: Mcp-Method header is missing".into(),
             ))
         }
-        Some(h) if h != method => return Err(mismatch(format!(
+        Some(h) if h != method => {
+            return Err(mismatch(format!(
             "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
-        ))),
+        )))
+        }
         Some(_) => {}
     }
     if let Some(field) = headers::name_field(&method) {
