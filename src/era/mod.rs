@@ -6,7 +6,10 @@
 
 pub mod base64;
 pub mod codes;
+pub mod discover;
 pub mod headers;
 pub mod meta;
+pub mod mrtr;
+pub mod result;
 pub mod splice;
 pub mod validate;
