@@ -8,6 +8,7 @@ pub mod base64;
 pub mod codes;
 pub mod discover;
 pub mod headers;
+pub mod listen;
 pub mod meta;
 pub mod mrtr;
 pub mod result;
