@@ -119,12 +119,21 @@ pub fn validate(
     headers: &(impl HeaderSource + ?Sized),
     server: &ServerFacts<'_>,
 ) -> Result<Accepted, Rejection> {
-    let req: Request<'_> = serde_json::from_slice(body).map_err(|e| Rejection {
-        status: 400,
-        code: -32700,
-        message: format!("Parse error: {e}"),
-        data: None,
-        id: None,
+    let req: Request<'_> = serde_json::from_slice(body).map_err(|e| {
+        // Valid JSON of the wrong shape is an invalid request, not a parse error.
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+        let (code, what) = if json {
+            (-32600, "Invalid Request")
+        } else {
+            (-32700, "Parse error")
+        };
+        Rejection {
+            status: 400,
+            code,
+            message: format!("{what}: {e}"),
+            data: None,
+            id: None,
+        }
     })?;
     let id = req.id.map(|i| i.get().to_owned());
     let reject = |status: u16, code: i64, message: String, data: Option<String>| Rejection {
@@ -492,5 +501,7 @@ mod tests {
         let n = r#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#;
         assert_eq!(code_of(facts_check(n, &GOOD)), (400, -32600));
         assert_eq!(code_of(facts_check("{", &GOOD)), (400, -32700));
+        let wrong_shape = r#"{"jsonrpc":"2.0","id":1,"method":7}"#;
+        assert_eq!(code_of(facts_check(wrong_shape, &GOOD)), (400, -32600));
     }
 }
