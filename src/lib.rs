@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod downstream;
+pub mod era;
 pub mod error;
 pub mod jsonrpc;
 pub mod observe;
