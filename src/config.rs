@@ -43,8 +43,9 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_UPSTREAM", required = true)]
     pub upstream: Option<String>,
 
-    /// Transport the upstream speaks: auto (probe with the client's initialize, fall back to
-    /// legacy SSE), streamable (2025-03-26 and later) or sse (legacy HTTP+SSE, 2024-11-05).
+    /// Transport the upstream speaks: auto (probe with the client's initialize), streamable
+    /// (2025-03-26 … 2025-11-25, sessions), streamable-2026 (protocol 2026-07-28, sessionless)
+    /// or sse (legacy HTTP+SSE, 2024-11-05).
     #[arg(
         long,
         env = "MCP_BRIDGE_UPSTREAM_TRANSPORT",

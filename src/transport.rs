@@ -14,16 +14,28 @@ pub enum Transport {
     /// Streamable HTTP (2025-03-26 … 2025-11-25): a stream per request, a standalone GET
     /// stream, `Mcp-Session-Id`, resumable with event ids.
     Streamable,
+    /// Streamable HTTP as of protocol 2026-07-28: sessionless (no `initialize`, no session
+    /// id, no GET stream, no resumption); every request carries `params._meta` and the era's
+    /// headers; server-to-client requests become `input_required` results.
+    Streamable2026,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 2] = [Transport::LegacySse, Transport::Streamable];
+    pub const ALL: [Transport; 3] = [
+        Transport::LegacySse,
+        Transport::Streamable,
+        Transport::Streamable2026,
+    ];
+
+    /// The transports the bridge serves clients on.
+    pub const CLIENTS: [Transport; 2] = [Transport::LegacySse, Transport::Streamable];
 
     /// The name used in flags, metrics labels, logs and the journal.
     pub const fn as_str(self) -> &'static str {
         match self {
             Transport::LegacySse => "sse",
             Transport::Streamable => "streamable",
+            Transport::Streamable2026 => "streamable-2026",
         }
     }
 
@@ -47,7 +59,7 @@ impl Transport {
 
     /// Clients of this transport send `MCP-Protocol-Version` themselves once negotiated.
     pub const fn sends_version_header(self) -> bool {
-        matches!(self, Transport::Streamable)
+        matches!(self, Transport::Streamable | Transport::Streamable2026)
     }
 }
 
@@ -60,7 +72,8 @@ impl fmt::Display for Transport {
 /// `--upstream-transport`: detected from the server's answers, or fixed by the operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpstreamTransport {
-    /// Probe with the client's `initialize` (POST), fall back to legacy SSE (GET) on 400/404/405.
+    /// Probe with the client's `initialize` (POST): a 2025 server answers it, a 2026-07-28
+    /// server rejects it with a modern error, anything else falls back to legacy SSE (GET).
     Auto,
     Fixed(Transport),
 }

@@ -41,10 +41,22 @@ pub enum Difference {
     /// The upstream answered with the request's id spelled differently (`1.0` as `1`); the
     /// client's own spelling was put back.
     IdRestored,
+    /// A 2026-07-28 upstream has no `initialize`: the client's was answered from the
+    /// upstream's `server/discover`.
+    HandshakeTranslated,
+    /// A message the 2026-07-28 era removed (`ping`, `notifications/initialized`,
+    /// `logging/setLevel`, `resources/subscribe`) was handled by the bridge.
+    AnsweredLocally,
+    /// A request to a 2026-07-28 upstream was given `params._meta` (protocol version, client
+    /// capabilities and info, log level) and the era's headers.
+    RequestStamped,
+    /// A 2026-07-28 `input_required` result became server-to-client requests, and their
+    /// answers a retry of the original request.
+    InputRequired,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 16] = [
+    pub const ALL: [Difference; 20] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -61,6 +73,10 @@ impl Difference {
         Difference::ProtocolVersionHeaderAdded,
         Difference::HeaderStripped,
         Difference::IdRestored,
+        Difference::HandshakeTranslated,
+        Difference::AnsweredLocally,
+        Difference::RequestStamped,
+        Difference::InputRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +97,10 @@ impl Difference {
             Difference::ProtocolVersionHeaderAdded => "protocol_version_header_added",
             Difference::HeaderStripped => "header_stripped",
             Difference::IdRestored => "id_restored",
+            Difference::HandshakeTranslated => "handshake_translated",
+            Difference::AnsweredLocally => "answered_locally",
+            Difference::RequestStamped => "request_stamped",
+            Difference::InputRequired => "input_required",
         }
     }
 

@@ -87,7 +87,7 @@ impl SessionMap {
     /// Open sessions per (client transport, upstream transport), every pair listed.
     pub fn by_transport_pair(&self) -> Vec<((&'static str, &'static str), u64)> {
         let upstreams = std::iter::once(None).chain(Transport::ALL.map(Some));
-        let mut pairs: Vec<((&'static str, &'static str), u64)> = Transport::ALL
+        let mut pairs: Vec<((&'static str, &'static str), u64)> = Transport::CLIENTS
             .iter()
             .flat_map(|c| {
                 upstreams
