@@ -520,155 +520,160 @@ fn run_modern_cell(client: ClientSw, server_sw: ModernServer) {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// Modern ↔ modern, direct
-// ---------------------------------------------------------------------------------------------
+/// The cells, in a module named like the file so that `make unit` (`--skip interop`) skips them.
+mod interop_era {
+    use super::*;
 
-#[test]
-fn modern_ts2_client_to_modern_only_ts2_server() {
-    run_modern_cell(ClientSw::Ts2Modern, ModernServer::Ts2ModernOnly);
-}
+    // ---------------------------------------------------------------------------------------------
+    // Modern ↔ modern, direct
+    // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn modern_py2_client_to_modern_only_ts2_server() {
-    run_modern_cell(ClientSw::Py2Modern, ModernServer::Ts2ModernOnly);
-}
-
-#[test]
-fn modern_ts2_client_to_py2_server() {
-    run_modern_cell(ClientSw::Ts2Modern, ModernServer::Py2);
-}
-
-#[test]
-fn modern_py2_client_to_py2_server() {
-    run_modern_cell(ClientSw::Py2Modern, ModernServer::Py2);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Legacy-only clients against the modern-only server: they fail (what the bridge will fix)
-// ---------------------------------------------------------------------------------------------
-
-/// The client must fail cleanly at its handshake — on its own, well before its timeout — and
-/// its error must show the modern server's answer (`evidence`).
-fn run_fails_cell(client: ClientSw, evidence: &str) {
-    require_peers();
-    let mut server = start_server(ModernServer::Ts2ModernOnly);
-    let run = run_client(client, &server);
-    let server_log = server.proc.report(20);
-    server.proc.stop();
-    if verbose() {
-        eprintln!("{}: {}", run.label, run.summary);
+    #[test]
+    fn modern_ts2_client_to_modern_only_ts2_server() {
+        run_modern_cell(ClientSw::Ts2Modern, ModernServer::Ts2ModernOnly);
     }
-    let status = run
-        .status
-        .unwrap_or_else(|| panic!("{} hung instead of failing\n{}", run.label, run.report()));
-    assert!(
+
+    #[test]
+    fn modern_py2_client_to_modern_only_ts2_server() {
+        run_modern_cell(ClientSw::Py2Modern, ModernServer::Ts2ModernOnly);
+    }
+
+    #[test]
+    fn modern_ts2_client_to_py2_server() {
+        run_modern_cell(ClientSw::Ts2Modern, ModernServer::Py2);
+    }
+
+    #[test]
+    fn modern_py2_client_to_py2_server() {
+        run_modern_cell(ClientSw::Py2Modern, ModernServer::Py2);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Legacy-only clients against the modern-only server: they fail (what the bridge will fix)
+    // ---------------------------------------------------------------------------------------------
+
+    /// The client must fail cleanly at its handshake — on its own, well before its timeout — and
+    /// its error must show the modern server's answer (`evidence`).
+    fn run_fails_cell(client: ClientSw, evidence: &str) {
+        require_peers();
+        let mut server = start_server(ModernServer::Ts2ModernOnly);
+        let run = run_client(client, &server);
+        let server_log = server.proc.report(20);
+        server.proc.stop();
+        if verbose() {
+            eprintln!("{}: {}", run.label, run.summary);
+        }
+        let status = run
+            .status
+            .unwrap_or_else(|| panic!("{} hung instead of failing\n{}", run.label, run.report()));
+        assert!(
         !status.success() && run.summary["ok"] == json!(false),
         "{} SUCCEEDED against a modern-only server: the spec says a legacy-only client fails\n{}",
         run.label,
         run.report()
     );
-    let stage = run.summary["stage"].as_str().unwrap_or("");
-    assert!(
-        stage == "initialize" || stage == "connect",
-        "{} failed at stage {stage:?}, not at its handshake\n{}",
-        run.label,
-        run.report()
-    );
-    let error = run.summary["error"].as_str().unwrap_or("");
-    assert!(
+        let stage = run.summary["stage"].as_str().unwrap_or("");
+        assert!(
+            stage == "initialize" || stage == "connect",
+            "{} failed at stage {stage:?}, not at its handshake\n{}",
+            run.label,
+            run.report()
+        );
+        let error = run.summary["error"].as_str().unwrap_or("");
+        assert!(
         error.contains(evidence),
         "{} failed, but its error {error:?} does not show {evidence:?}\n{}\n----- server -----\n{server_log}",
         run.label,
         run.report()
     );
-    assert!(
-        status.code() != Some(3),
-        "{} ran into its own timeout instead of failing at once\n{}",
-        run.label,
-        run.report()
-    );
-}
-
-#[test]
-fn streamable_ts1_client_to_modern_only_ts2_server_fails() {
-    // initialize → 400 {"code":-32022,"data":{"supported":["2026-07-28"],...}}
-    run_fails_cell(ClientSw::Ts1Streamable, "-32022");
-}
-
-#[test]
-fn sse_ts1_client_to_modern_only_ts2_server_fails() {
-    // GET (the legacy event stream) → 405
-    run_fails_cell(ClientSw::Ts1Sse, "405");
-}
-
-#[test]
-fn streamable_py1_client_to_modern_only_ts2_server_fails() {
-    run_fails_cell(ClientSw::Py1Streamable, "400 Bad Request");
-}
-
-#[test]
-fn sse_py1_client_to_modern_only_ts2_server_fails() {
-    run_fails_cell(ClientSw::Py1Sse, "405 Method Not Allowed");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The same server code in the SDK's dual-era mode, for a 2025 client
-// ---------------------------------------------------------------------------------------------
-
-/// What issue 14 compares the bridge with: the TS SDK 1.x Streamable client against the same
-/// server code with `legacy: 'stateless'`. Echo and progress (with its log messages) work; the
-/// MRTR tools cannot reach a 2025 client through per-request stateless serving and return the
-/// SDK's error as a tool error. (Legacy SSE has no serving at all: GET → 405.)
-#[test]
-fn streamable_ts1_client_to_dual_era_ts2_server_direct() {
-    require_peers();
-    let mut server = start_server(ModernServer::Ts2DualEra);
-    let run = run_client(ClientSw::Ts1Streamable, &server);
-    let server_log = server.proc.report(40);
-    server.proc.stop();
-    if verbose() {
-        eprintln!("{}: {}", run.label, run.summary);
-    }
-    assert!(
-        run.ok(),
-        "{}\n----- server -----\n{server_log}",
-        run.report()
-    );
-    let s = &run.summary;
-    assert_eq!(s["serverName"], json!("interop-ts2"), "{}", run.report());
-    assert_eq!(
-        s["protocolVersion"],
-        json!("2025-11-25"),
-        "{}",
-        run.report()
-    );
-    assert_eq!(
-        s["echo"]["result"],
-        text_result("echo: hello through the bridge"),
-        "{}",
-        run.report()
-    );
-    let events = s["progress"]["events"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(
-        kinds,
-        ["log", "progress"].repeat(5),
-        "progress events out of order: {}",
-        s["progress"]
-    );
-    for step in ["sampling", "roots"] {
-        let r = &s[step]["result"];
-        let text = r["content"][0]["text"].as_str().unwrap_or("");
         assert!(
-            r["isError"] == json!(true)
-                && text.contains(
-                    "per-request legacy serving cannot receive server-to-client requests"
-                ),
-            "{step}: expected the SDK's stateless-legacy refusal, got {r}"
+            status.code() != Some(3),
+            "{} ran into its own timeout instead of failing at once\n{}",
+            run.label,
+            run.report()
         );
+    }
+
+    #[test]
+    fn streamable_ts1_client_to_modern_only_ts2_server_fails() {
+        // initialize → 400 {"code":-32022,"data":{"supported":["2026-07-28"],...}}
+        run_fails_cell(ClientSw::Ts1Streamable, "-32022");
+    }
+
+    #[test]
+    fn sse_ts1_client_to_modern_only_ts2_server_fails() {
+        // GET (the legacy event stream) → 405
+        run_fails_cell(ClientSw::Ts1Sse, "405");
+    }
+
+    #[test]
+    fn streamable_py1_client_to_modern_only_ts2_server_fails() {
+        run_fails_cell(ClientSw::Py1Streamable, "400 Bad Request");
+    }
+
+    #[test]
+    fn sse_py1_client_to_modern_only_ts2_server_fails() {
+        run_fails_cell(ClientSw::Py1Sse, "405 Method Not Allowed");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The same server code in the SDK's dual-era mode, for a 2025 client
+    // ---------------------------------------------------------------------------------------------
+
+    /// What issue 14 compares the bridge with: the TS SDK 1.x Streamable client against the same
+    /// server code with `legacy: 'stateless'`. Echo and progress (with its log messages) work; the
+    /// MRTR tools cannot reach a 2025 client through per-request stateless serving and return the
+    /// SDK's error as a tool error. (Legacy SSE has no serving at all: GET → 405.)
+    #[test]
+    fn streamable_ts1_client_to_dual_era_ts2_server_direct() {
+        require_peers();
+        let mut server = start_server(ModernServer::Ts2DualEra);
+        let run = run_client(ClientSw::Ts1Streamable, &server);
+        let server_log = server.proc.report(40);
+        server.proc.stop();
+        if verbose() {
+            eprintln!("{}: {}", run.label, run.summary);
+        }
+        assert!(
+            run.ok(),
+            "{}\n----- server -----\n{server_log}",
+            run.report()
+        );
+        let s = &run.summary;
+        assert_eq!(s["serverName"], json!("interop-ts2"), "{}", run.report());
+        assert_eq!(
+            s["protocolVersion"],
+            json!("2025-11-25"),
+            "{}",
+            run.report()
+        );
+        assert_eq!(
+            s["echo"]["result"],
+            text_result("echo: hello through the bridge"),
+            "{}",
+            run.report()
+        );
+        let events = s["progress"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["log", "progress"].repeat(5),
+            "progress events out of order: {}",
+            s["progress"]
+        );
+        for step in ["sampling", "roots"] {
+            let r = &s[step]["result"];
+            let text = r["content"][0]["text"].as_str().unwrap_or("");
+            assert!(
+                r["isError"] == json!(true)
+                    && text.contains(
+                        "per-request legacy serving cannot receive server-to-client requests"
+                    ),
+                "{step}: expected the SDK's stateless-legacy refusal, got {r}"
+            );
+        }
     }
 }
