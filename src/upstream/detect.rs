@@ -8,24 +8,22 @@
 use std::rc::Rc;
 
 use super::{open, Connection, Opening};
+use crate::era::codes::is_modern_rejection;
 use crate::error::UpstreamError;
 use crate::observe::Difference;
 use crate::transport::{Transport, UpstreamTransport};
 
 pub(super) async fn connect(o: Opening) -> Result<Rc<dyn Connection>, UpstreamError> {
     let shared = &o.shared;
-    let order = order(
-        shared.cfg.upstream_transport,
-        shared.cached(),
-        o.first.is_initialize(),
-    );
+    let configured = shared.cfg.upstream_transport;
+    let mut next = Some(first_choice(configured, shared.cached()));
+    let mut tried = Vec::new();
     let mut evidence = Vec::new();
-    for (i, &transport) in order.iter().enumerate() {
-        let last = i + 1 == order.len();
+    while let Some(transport) = next {
+        tried.push(transport);
         match open(transport, &o).await {
             Ok(conn) => {
-                let auto = shared.cfg.upstream_transport == UpstreamTransport::Auto;
-                if auto && shared.remember(transport) {
+                if configured == UpstreamTransport::Auto && shared.remember(transport) {
                     if let Some(sink) = o.sink.upgrade() {
                         let why = if evidence.is_empty() {
                             format!("{transport} answered the client's initialize")
@@ -41,75 +39,67 @@ pub(super) async fn connect(o: Opening) -> Result<Rc<dyn Connection>, UpstreamEr
                 }
                 return Ok(conn);
             }
-            Err(e) if !last && suggests_other_transport(transport, &e) => {
+            Err(e) => {
+                // Only an `initialize` can probe: anything else says nothing about the transport.
+                let probing = configured == UpstreamTransport::Auto && o.first.is_initialize();
+                next = probing
+                    .then(|| fallback(transport, &e))
+                    .flatten()
+                    .filter(|t| !tried.contains(t));
+                if next.is_none() {
+                    return Err(e);
+                }
                 evidence.push(format!("{transport} attempt failed: {e}"));
             }
-            Err(e) => return Err(e),
         }
     }
-    unreachable!("the last attempt returns")
+    unreachable!("the loop returns")
 }
 
-/// The transports to try, in order.
-fn order(
-    configured: UpstreamTransport,
-    cached: Option<Transport>,
-    initialize: bool,
-) -> Vec<Transport> {
-    use Transport::{LegacySse, Streamable};
+/// The transport to try first: the operator's, else the one last seen, else Streamable (the
+/// client's own era for every 2025 client; legacy SSE stays the last fallback).
+fn first_choice(configured: UpstreamTransport, cached: Option<Transport>) -> Transport {
     match configured {
-        UpstreamTransport::Fixed(t) => vec![t],
-        // Only an `initialize` can probe: anything else says nothing about the transport.
-        UpstreamTransport::Auto if !initialize => vec![cached.unwrap_or(Streamable)],
-        // The newer transport first, unless this upstream was seen to speak the older one.
-        UpstreamTransport::Auto => match cached {
-            Some(LegacySse) => vec![LegacySse, Streamable],
-            _ => vec![Streamable, LegacySse],
-        },
+        UpstreamTransport::Fixed(t) => t,
+        UpstreamTransport::Auto => cached.unwrap_or(Transport::Streamable),
     }
 }
 
-/// Whether a failed attempt means "wrong transport" rather than "server down".
-fn suggests_other_transport(tried: Transport, e: &UpstreamError) -> bool {
-    match (tried, e) {
-        // A modern server that answers with a JSON-RPC error it recognises (2026: unknown
-        // method, unsupported version, header mismatch) must not be treated as legacy.
-        (Transport::Streamable, UpstreamError::Status { status, rpc_error }) => {
-            matches!(status, 400 | 404 | 405)
-                && !rpc_error
-                    .as_ref()
-                    .and_then(|m| m.error_code())
-                    .is_some_and(|c| c == -32601 || (-32022..=-32020).contains(&c))
-        }
-        (Transport::LegacySse, UpstreamError::Status { .. })
-        | (Transport::LegacySse, UpstreamError::NoEndpoint(_))
-        | (Transport::LegacySse, UpstreamError::Protocol(_)) => true,
-        _ => false,
+/// What a failed attempt says the server speaks instead, if anything ("server down" says
+/// nothing). A 2026-07-28 server recognises the attempt and answers with a modern error
+/// (unsupported version, header mismatch, unknown method); a legacy SSE server refuses the
+/// POST with a plain 400/404/405.
+fn fallback(tried: Transport, e: &UpstreamError) -> Option<Transport> {
+    use Transport::{LegacySse, Streamable, Streamable2026};
+    let UpstreamError::Status { status, rpc_error } = e else {
+        return match (tried, e) {
+            (LegacySse, UpstreamError::NoEndpoint(_) | UpstreamError::Protocol(_)) => {
+                Some(Streamable)
+            }
+            (Streamable2026, UpstreamError::Protocol(_)) => Some(Streamable),
+            _ => None,
+        };
+    };
+    let code = rpc_error.as_ref().and_then(|m| m.error_code());
+    if is_modern_rejection(*status, code) {
+        return (tried != Streamable2026).then_some(Streamable2026);
+    }
+    match tried {
+        LegacySse => Some(Streamable),
+        _ if !matches!(status, 400 | 404 | 405) => None,
+        Streamable => Some(LegacySse),
+        Streamable2026 => Some(Streamable),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Transport::{LegacySse, Streamable};
+    use Transport::{LegacySse, Streamable, Streamable2026};
 
-    #[test]
-    fn auto_probes_newest_first_unless_the_upstream_was_seen_legacy() {
-        let auto = UpstreamTransport::Auto;
-        assert_eq!(order(auto, None, true), [Streamable, LegacySse]);
-        assert_eq!(order(auto, Some(LegacySse), true), [LegacySse, Streamable]);
-        assert_eq!(order(auto, Some(LegacySse), false), [LegacySse]);
-        assert_eq!(order(auto, None, false), [Streamable]);
-        assert_eq!(
-            order(UpstreamTransport::Fixed(LegacySse), None, true),
-            [LegacySse]
-        );
-    }
-
-    #[test]
-    fn a_modern_error_body_is_not_taken_for_a_legacy_server() {
-        let status = |code: Option<i64>| UpstreamError::Status {
-            status: 400,
+    fn status(status: u16, code: Option<i64>) -> UpstreamError {
+        UpstreamError::Status {
+            status,
             rpc_error: code.map(|c| {
                 Box::new(
                     crate::jsonrpc::Message::parse(
@@ -121,13 +111,42 @@ mod tests {
                     .unwrap(),
                 )
             }),
-        };
-        assert!(suggests_other_transport(Streamable, &status(None)));
-        assert!(!suggests_other_transport(Streamable, &status(Some(-32022))));
-        assert!(!suggests_other_transport(Streamable, &status(Some(-32601))));
-        assert!(!suggests_other_transport(
-            Streamable,
-            &UpstreamError::Connect("refused".into())
-        ));
+        }
+    }
+
+    #[test]
+    fn the_first_attempt_is_the_operators_choice_or_the_last_seen() {
+        assert_eq!(first_choice(UpstreamTransport::Auto, None), Streamable);
+        assert_eq!(
+            first_choice(UpstreamTransport::Auto, Some(LegacySse)),
+            LegacySse
+        );
+        let fixed = UpstreamTransport::Fixed(Streamable2026);
+        assert_eq!(first_choice(fixed, Some(LegacySse)), Streamable2026);
+    }
+
+    #[test]
+    fn a_modern_error_means_2026_and_a_plain_refusal_means_legacy() {
+        assert_eq!(
+            fallback(Streamable, &status(400, Some(-32022))),
+            Some(Streamable2026)
+        );
+        assert_eq!(
+            fallback(Streamable, &status(404, Some(-32601))),
+            Some(Streamable2026)
+        );
+        assert_eq!(fallback(Streamable, &status(405, None)), Some(LegacySse));
+        assert_eq!(fallback(Streamable, &status(400, None)), Some(LegacySse));
+        assert_eq!(fallback(Streamable, &status(500, None)), None);
+        assert_eq!(fallback(LegacySse, &status(405, None)), Some(Streamable));
+        // A 2025 server asked for server/discover without a session: back to Streamable.
+        assert_eq!(
+            fallback(Streamable2026, &status(400, None)),
+            Some(Streamable)
+        );
+        assert_eq!(
+            fallback(Streamable, &UpstreamError::Connect("refused".into())),
+            None
+        );
     }
 }

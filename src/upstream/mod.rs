@@ -13,6 +13,7 @@ pub mod headers;
 mod http;
 mod idle_watch;
 mod legacy_sse;
+mod modern;
 mod session_loss;
 mod streamable;
 
@@ -312,5 +313,6 @@ async fn open(transport: Transport, o: &Opening) -> Result<Rc<dyn Connection>, U
     match transport {
         Transport::Streamable => streamable::open(o).await,
         Transport::LegacySse => legacy_sse::open(o).await,
+        Transport::Streamable2026 => modern::open(o).await,
     }
 }
