@@ -677,3 +677,146 @@ mod interop_era {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the bridge: every old client reaches the 2026-07-28 servers (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+mod through_the_bridge {
+    use super::*;
+
+    /// The bridge binary in front of `upstream`, with `args`; ready when it accepts.
+    fn start_bridge(upstream: &Server, args: &[&str]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+        cmd.args([
+            "--upstream",
+            &upstream.url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(args);
+        let mut proc = spawn(&format!("bridge :{port}"), cmd);
+        let deadline = Instant::now() + SERVER_START_DEADLINE;
+        while !can_connect(port) && Instant::now() < deadline {
+            assert!(
+                proc.exited().is_none(),
+                "bridge exited\n{}",
+                proc.report(40)
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+        Server {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// An old client's scenario through the bridge: the results the modern clients get from
+    /// the same server (echo, progress with its log messages in order, sampling and roots as
+    /// server-to-client requests that the bridge carries over MRTR).
+    fn run_bridge_cell(client: ClientSw, server_sw: ModernServer, bridge_args: &[&str]) {
+        require_peers();
+        let mut server = start_server(server_sw);
+        let mut bridge = start_bridge(&server, bridge_args);
+        let path = match client {
+            ClientSw::Ts1Sse | ClientSw::Py1Sse => "/sse",
+            _ => "/mcp",
+        };
+        let at = Server {
+            proc: spawn("no-op", Command::new("true")),
+            url: format!("{}{path}", bridge.url),
+        };
+        let run = run_client(client, &at);
+        let logs = format!(
+            "----- bridge -----\n{}\n----- server -----\n{}",
+            bridge.proc.report(60),
+            server.proc.report(20)
+        );
+        bridge.proc.stop();
+        server.proc.stop();
+        if verbose() {
+            eprintln!("{}: {}", run.label, run.summary);
+        }
+        assert!(run.ok(), "{}\n{logs}", run.report());
+        let want = expected_summary(server_sw);
+        let s = &run.summary;
+        let mut bad = Vec::new();
+        diff(
+            "serverName",
+            &s["serverName"],
+            &want["serverName"],
+            &mut bad,
+        );
+        diff("tools", &s["tools"], &want["tools"], &mut bad);
+        diff("echo", &s["echo"]["result"], &want["echo"], &mut bad);
+        diff(
+            "progress.result",
+            &s["progress"]["result"],
+            &want["progress"]["result"],
+            &mut bad,
+        );
+        // The old clients record progress and log events as they arrived, in their own shape.
+        let kinds: Vec<&str> = s["progress"]["events"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["kind"].as_str()).collect())
+            .unwrap_or_default();
+        if kinds != ["log", "progress"].repeat(5) {
+            bad.push(format!("progress events: {}", s["progress"]["events"]));
+        }
+        diff(
+            "sampling.result",
+            &s["sampling"]["result"],
+            &want["sampling"]["result"],
+            &mut bad,
+        );
+        diff(
+            "sampling.requests",
+            &json!(s["sampling"]["requests"].as_array().map(Vec::len)),
+            &json!(1),
+            &mut bad,
+        );
+        diff(
+            "roots.result",
+            &s["roots"]["result"],
+            &want["roots"]["result"],
+            &mut bad,
+        );
+        assert!(
+            bad.is_empty(),
+            "{}\n{}\n{logs}",
+            bad.join("\n"),
+            run.report()
+        );
+    }
+
+    #[test]
+    fn streamable_ts1_client_to_modern_only_ts2_server() {
+        run_bridge_cell(ClientSw::Ts1Streamable, ModernServer::Ts2ModernOnly, &[]);
+    }
+
+    #[test]
+    fn sse_ts1_client_to_modern_only_ts2_server() {
+        run_bridge_cell(ClientSw::Ts1Sse, ModernServer::Ts2ModernOnly, &[]);
+    }
+
+    #[test]
+    fn streamable_py1_client_to_modern_only_ts2_server() {
+        run_bridge_cell(ClientSw::Py1Streamable, ModernServer::Ts2ModernOnly, &[]);
+    }
+
+    #[test]
+    fn sse_py1_client_to_modern_only_ts2_server() {
+        run_bridge_cell(ClientSw::Py1Sse, ModernServer::Ts2ModernOnly, &[]);
+    }
+
+    /// The Python server serves both eras: forced to its 2026-07-28 side.
+    #[test]
+    fn streamable_ts1_client_to_py2_server_in_its_2026_era() {
+        run_bridge_cell(
+            ClientSw::Ts1Streamable,
+            ModernServer::Py2,
+            &["--upstream-transport", "streamable-2026"],
+        );
+    }
+}

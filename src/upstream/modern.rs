@@ -50,6 +50,9 @@ const BRIDGE_INFO: &str = concat!(
     r#""}"#
 );
 
+/// The log level requested until the client sets one: every message, as a 2025 server sends.
+const DEFAULT_LOG_LEVEL: &str = "debug";
+
 /// An `input_required` round in progress: the client's request, what the server asked, the
 /// answers so far.
 struct Round {
@@ -95,8 +98,11 @@ pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamErro
         ));
     };
     let params = init.params_json().unwrap_or_else(|| "{}".into());
-    let env = discover::envelope_from_initialize(&params, MODERN_VERSION)
+    let mut env = discover::envelope_from_initialize(&params, MODERN_VERSION)
         .map_err(|e| UpstreamError::Protocol(format!("initialize params: {e}")))?;
+    // A 2025 server sends log messages before any `logging/setLevel`; a 2026 one only when
+    // asked. Asking for everything keeps what the client would get directly.
+    env.log_level = Some(DEFAULT_LOG_LEVEL.into());
     let client = http::client(&o.shared);
     let shared = o.shared.clone();
     let discover_id = Id::bridge(0);
@@ -266,7 +272,7 @@ impl Upstream {
         self.note_once(
             Difference::RequestStamped,
             &msg,
-            &format!("requests carry params._meta (protocol version {MODERN_VERSION}, the client's capabilities and info from its initialize, its log level) and MCP-Protocol-Version/Mcp-Method/Mcp-Name headers"),
+            &format!("requests carry params._meta (protocol version {MODERN_VERSION}, the client's capabilities and info from its initialize, its log level — {DEFAULT_LOG_LEVEL} until it sets one) and MCP-Protocol-Version/Mcp-Method/Mcp-Name headers"),
         );
         let method: Box<str> = msg.method().unwrap_or_default().into();
         self.send_request(stamped, method, id.clone(), id, headers)
