@@ -299,9 +299,15 @@ impl ClientRun {
 }
 
 fn run_client(client: ClientSw, server: &Server) -> ClientRun {
+    run_client_args(client, server, &[])
+}
+
+fn run_client_args(client: ClientSw, server: &Server, extra: &[&str]) -> ClientRun {
     let label = format!("{client:?} -> {}", server.url);
     let started = Instant::now();
-    let mut proc = spawn(&label, client.command(&server.url));
+    let mut cmd = client.command(&server.url);
+    cmd.args(extra);
+    let mut proc = spawn(&label, cmd);
     // The client has its own overall timeout; this is the backstop.
     let status = proc.wait_exit(Duration::from_secs(client_timeout() + 5));
     let elapsed = started.elapsed();
@@ -713,8 +719,9 @@ mod through_the_bridge {
     }
 
     /// An old client's scenario through the bridge: the results the modern clients get from
-    /// the same server (echo, progress with its log messages in order, sampling and roots as
-    /// server-to-client requests that the bridge carries over MRTR).
+    /// the same server (echo, progress with its log messages in order, sampling, roots and
+    /// elicitation as server-to-client requests that the bridge carries over MRTR, and the
+    /// change notifications of a `subscriptions/listen` stream on the client's own stream).
     fn run_bridge_cell(client: ClientSw, server_sw: ModernServer, bridge_args: &[&str]) {
         require_peers();
         let mut server = start_server(server_sw);
@@ -727,7 +734,8 @@ mod through_the_bridge {
             proc: spawn("no-op", Command::new("true")),
             url: format!("{}{path}", bridge.url),
         };
-        let run = run_client(client, &at);
+        // scenario-era.json: scenario.json plus elicitation and change notifications.
+        let run = run_client_args(client, &at, &["--scenario", "scenario-era.json"]);
         let logs = format!(
             "----- bridge -----\n{}\n----- server -----\n{}",
             bridge.proc.report(60),
@@ -780,6 +788,22 @@ mod through_the_bridge {
             "roots.result",
             &s["roots"]["result"],
             &want["roots"]["result"],
+            &mut bad,
+        );
+        diff("elicit", &s["elicit"], &want["elicit"], &mut bad);
+        diff(
+            "listen.touched",
+            &s["listen"]["touched"],
+            &want["listen"]["touched"],
+            &mut bad,
+        );
+        diff(
+            "listen.notifications",
+            &s["listen"]["notifications"],
+            &json!([
+                {"kind": "resources/updated", "uri": "interop://greeting"},
+                {"kind": "tools/list_changed"},
+            ]),
             &mut bad,
         );
         assert!(

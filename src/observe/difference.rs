@@ -53,10 +53,13 @@ pub enum Difference {
     /// A 2026-07-28 `input_required` result became server-to-client requests, and their
     /// answers a retry of the original request.
     InputRequired,
+    /// A 2026-07-28 upstream has no GET stream: the client's unsolicited messages come from a
+    /// `subscriptions/listen` stream the bridge opened (its acknowledgement not forwarded).
+    ListenOpened,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 20] = [
+    pub const ALL: [Difference; 21] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -77,6 +80,7 @@ impl Difference {
         Difference::AnsweredLocally,
         Difference::RequestStamped,
         Difference::InputRequired,
+        Difference::ListenOpened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +105,7 @@ impl Difference {
             Difference::AnsweredLocally => "answered_locally",
             Difference::RequestStamped => "request_stamped",
             Difference::InputRequired => "input_required",
+            Difference::ListenOpened => "listen_opened",
         }
     }
 

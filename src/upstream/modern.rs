@@ -53,6 +53,10 @@ const BRIDGE_INFO: &str = concat!(
 /// The log level requested until the client sets one: every message, as a 2025 server sends.
 const DEFAULT_LOG_LEVEL: &str = "debug";
 
+/// `input_required` answers to one request before the bridge gives up on it: a server that
+/// keeps asking is broken, and the client must not wait forever.
+const MAX_INPUT_ROUNDS: u32 = 8;
+
 /// An `input_required` round in progress: the client's request, what the server asked, the
 /// answers so far.
 struct Round {
@@ -61,6 +65,8 @@ struct Round {
     method: Box<str>,
     asked: InputRequired,
     answers: InputResponses,
+    /// 1 for the first `input_required` answer to the request.
+    round: u32,
 }
 
 #[derive(Default)]
@@ -410,14 +416,25 @@ impl Upstream {
         method: Box<str>,
         client_id: Id,
     ) {
+        let round = self
+            .st
+            .borrow()
+            .rounds
+            .get(&client_id)
+            .map_or(1, |r| r.round + 1);
         let asked = match mrtr::parse_input_required(result) {
+            Ok(_) if round > MAX_INPUT_ROUNDS => Err(format!(
+                "the upstream still asked for input after {MAX_INPUT_ROUNDS} rounds; giving up"
+            )),
+            Ok(a) => Ok(a),
+            Err(e) => Err(format!("unreadable input_required result: {e}")),
+        };
+        let asked = match asked {
             Ok(a) => a,
-            Err(e) => {
+            Err(why) => {
+                self.st.borrow_mut().rounds.remove(&client_id);
                 if let Some(sink) = self.sink.upgrade() {
-                    sink.request_failed(
-                        &client_id,
-                        UpstreamError::Protocol(format!("unreadable input_required result: {e}")),
-                    );
+                    sink.request_failed(&client_id, UpstreamError::Protocol(why));
                 }
                 return;
             }
@@ -438,6 +455,7 @@ impl Upstream {
                     method,
                     asked: asked.clone(),
                     answers: InputResponses::new(),
+                    round,
                 },
             );
         }
@@ -642,7 +660,15 @@ impl Upstream {
                         let Ok(m) = Message::parse(ev.data) else {
                             continue;
                         };
-                        if m.method() == Some(listen::ACKNOWLEDGED) || m.kind == Kind::Response {
+                        if m.method() == Some(listen::ACKNOWLEDGED) {
+                            self.note_once(
+                                Difference::ListenOpened,
+                                &m,
+                                "the upstream has no GET stream: unsolicited messages come from subscriptions/listen (filter: the server's list-changed capabilities and the client's resources/subscribe); its acknowledgement is not forwarded",
+                            );
+                            continue;
+                        }
+                        if m.kind == Kind::Response {
                             continue;
                         }
                         if !self.deliver(m, Via::StandaloneStream).await {
