@@ -110,6 +110,15 @@ pub struct Cli {
     #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 1_000)]
     pub max_sessions: usize,
 
+    /// Most upstream sessions kept for sessionless (2026-07-28) clients, idle and lent; a
+    /// request finding all of them lent gets 503.
+    #[arg(long, env = "MCP_BRIDGE_SESSIONLESS_MAX", default_value_t = 64)]
+    pub sessionless_max: usize,
+
+    /// An upstream session kept for sessionless clients is closed after this long unused.
+    #[arg(long, env = "MCP_BRIDGE_SESSIONLESS_IDLE", default_value = "2m", value_parser = parse_duration)]
+    pub sessionless_idle: Duration,
+
     /// Browser origins allowed besides the bridge's own (repeatable or comma separated).
     #[arg(
         long = "allowed-origin",
@@ -224,6 +233,8 @@ pub struct Config {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub max_sessions: usize,
+    pub sessionless_max: usize,
+    pub sessionless_idle: Duration,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub deploy: Deploy,
@@ -319,6 +330,7 @@ impl TryFrom<Cli> for Config {
             ("--replay-age", cli.replay_age),
             ("--slow-reader-timeout", cli.slow_reader_timeout),
             ("--body-timeout", cli.body_timeout),
+            ("--sessionless-idle", cli.sessionless_idle),
         ] {
             if d.is_zero() {
                 return bad(format!("{name} must be greater than zero"));
@@ -326,10 +338,14 @@ impl TryFrom<Cli> for Config {
         }
         if cli.max_body == 0
             || cli.max_sessions == 0
+            || cli.sessionless_max == 0
             || cli.replay_events == 0
             || cli.journal_queue == 0
         {
-            return bad("--max-body, --max-sessions and --replay-events must be positive".into());
+            return bad(
+                "--max-body, --max-sessions, --sessionless-max and --replay-events must be positive"
+                    .into(),
+            );
         }
         if cli.replay_bytes < cli.max_body {
             return bad(format!(
@@ -379,6 +395,8 @@ impl TryFrom<Cli> for Config {
             max_body: cli.max_body,
             body_timeout: cli.body_timeout,
             max_sessions: cli.max_sessions,
+            sessionless_max: cli.sessionless_max,
+            sessionless_idle: cli.sessionless_idle,
             allowed_origins,
             allowed_hosts: cli
                 .allowed_hosts

@@ -8,6 +8,7 @@ mod cors;
 pub(crate) mod forwarded;
 mod guard;
 pub(crate) mod legacy_sse;
+mod modern;
 mod policy;
 mod streamable;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub upstream: Arc<UpstreamShared>,
     pub observer: Arc<Observer>,
     pub policy: Arc<Policy>,
+    /// Upstream sessions kept for sessionless (2026-07-28) clients.
+    pub sessionless: Arc<crate::sessionless::Pool>,
 }
 
 pub async fn dispatch(
@@ -103,6 +106,10 @@ async fn route(
         (Endpoint::LegacyStream, Method::GET) => legacy_sse::open(req, app, who),
         (Endpoint::LegacyMessages, Method::POST) => legacy_sse::post(req, payload, app, who).await,
         (Endpoint::Mcp, Method::POST) => streamable::post(req, payload, app, who).await,
+        // The 2026-07-28 era has no GET stream and no sessions to end.
+        (Endpoint::Mcp, Method::GET | Method::DELETE) if modern::refuses(req) => {
+            Err(DownstreamError::MethodNotAllowed("POST").into())
+        }
         (Endpoint::Mcp, Method::GET) => streamable::get(req, app, who),
         (Endpoint::Mcp, Method::DELETE) => streamable::delete(req, app, who),
         _ => Err(DownstreamError::MethodNotAllowed(endpoint.methods()).into()),

@@ -71,6 +71,9 @@ pub async fn post(
     if existing.as_ref().is_some_and(|s| s.is_ended()) {
         return Err(DownstreamError::UnknownSession.into());
     }
+    if existing.is_none() && super::modern::claims(req, &body) {
+        return super::modern::serve(req, body, app, who).await;
+    }
     let body = parse_client_body(body)?;
     let batch_len = match &body {
         Body::Batch(b) => Some(b.len()),

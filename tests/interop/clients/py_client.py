@@ -262,6 +262,9 @@ class Run:
                 server_info = client.server_info
                 protocol_version = client.protocol_version
                 self.meta["negotiation"] = "discover" if session.initialize_result is None else "initialize"
+                # Calls go through the Client, as an application makes them: it answers a
+                # 2026-07-28 server's input_required rounds with the callbacks above.
+                session = client
             else:
                 if a.transport == "sse":
                     if MAJOR >= 2:
