@@ -7,20 +7,22 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use url::Url;
 
+use crate::transport::Transport;
+pub use crate::transport::UpstreamTransport;
+
 mod deploy;
 pub use deploy::{
     check_token, CorsOrigins, Deploy, DeployArgs, HeaderSource, Secret, StaticHeader, TlsFiles,
 };
 
-/// Which transport the upstream server speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum UpstreamTransport {
-    /// Probe with the client's `initialize` (POST), fall back to legacy SSE (GET) on 400/404/405.
-    Auto,
-    /// Streamable HTTP (protocol 2025-03-26 and later).
-    Streamable,
-    /// Legacy HTTP+SSE (protocol 2024-11-05).
-    Sse,
+/// `--upstream-transport`: `auto` or a transport's name, listed in `--help`.
+fn upstream_transport_names() -> impl clap::builder::TypedValueParser<Value = UpstreamTransport> {
+    let names: Vec<&'static str> = std::iter::once("auto")
+        .chain(Transport::HTTP.iter().map(|t| t.as_str()))
+        .collect();
+    clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(names), |s| {
+        s.parse().expect("a listed name parses")
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,8 +47,14 @@ pub struct Cli {
     )]
     pub upstream: Option<String>,
 
-    /// Transport the upstream speaks (only with --upstream; default auto).
-    #[arg(long, env = "MCP_BRIDGE_UPSTREAM_TRANSPORT", value_enum)]
+    /// Transport the upstream speaks (only with --upstream; default auto): auto (probe with
+    /// the client's initialize), streamable (2025-03-26 … 2025-11-25, sessions),
+    /// streamable-2026 (protocol 2026-07-28, sessionless) or sse (legacy HTTP+SSE, 2024-11-05).
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_UPSTREAM_TRANSPORT",
+        value_parser = upstream_transport_names()
+    )]
     pub upstream_transport: Option<UpstreamTransport>,
 
     /// A stdio MCP server to run instead of an HTTP upstream, one process per session:
@@ -128,6 +136,15 @@ pub struct Cli {
     /// Most client sessions at once; more get 503.
     #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = 1_000)]
     pub max_sessions: usize,
+
+    /// Most upstream sessions kept for sessionless (2026-07-28) clients, idle and lent; a
+    /// request finding all of them lent gets 503.
+    #[arg(long, env = "MCP_BRIDGE_SESSIONLESS_MAX", default_value_t = 64)]
+    pub sessionless_max: usize,
+
+    /// An upstream session kept for sessionless clients is closed after this long unused.
+    #[arg(long, env = "MCP_BRIDGE_SESSIONLESS_IDLE", default_value = "2m", value_parser = parse_duration)]
+    pub sessionless_idle: Duration,
 
     /// Browser origins allowed besides the bridge's own (repeatable or comma separated).
     #[arg(
@@ -285,6 +302,8 @@ pub struct Config {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub max_sessions: usize,
+    pub sessionless_max: usize,
+    pub sessionless_idle: Duration,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub deploy: Deploy,
@@ -349,6 +368,10 @@ impl TryFrom<Cli> for Config {
     fn try_from(cli: Cli) -> Result<Config, ConfigError> {
         let bad = |s: String| Err(ConfigError(s));
         let upstream = upstream(&cli)?;
+        let upstream_transport = match &upstream {
+            Upstream::Stdio(_) => UpstreamTransport::Fixed(Transport::Stdio),
+            Upstream::Http(_) => cli.upstream_transport.unwrap_or(UpstreamTransport::Auto),
+        };
         let sse_path = normalize_path("--sse-path", &cli.sse_path)?;
         let messages_path = normalize_path("--messages-path", &cli.messages_path)?;
         let mcp_path = normalize_path("--mcp-path", &cli.mcp_path)?;
@@ -370,6 +393,7 @@ impl TryFrom<Cli> for Config {
             ("--replay-age", cli.replay_age),
             ("--slow-reader-timeout", cli.slow_reader_timeout),
             ("--body-timeout", cli.body_timeout),
+            ("--sessionless-idle", cli.sessionless_idle),
         ] {
             if d.is_zero() {
                 return bad(format!("{name} must be greater than zero"));
@@ -377,10 +401,14 @@ impl TryFrom<Cli> for Config {
         }
         if cli.max_body == 0
             || cli.max_sessions == 0
+            || cli.sessionless_max == 0
             || cli.replay_events == 0
             || cli.journal_queue == 0
         {
-            return bad("--max-body, --max-sessions and --replay-events must be positive".into());
+            return bad(
+                "--max-body, --max-sessions, --sessionless-max and --replay-events must be positive"
+                    .into(),
+            );
         }
         if cli.replay_bytes < cli.max_body {
             return bad(format!(
@@ -416,7 +444,7 @@ impl TryFrom<Cli> for Config {
             .map_err(|e| ConfigError(format!("--log-level {:?}: {e}", cli.log_level)))?;
         Ok(Config {
             upstream,
-            upstream_transport: cli.upstream_transport.unwrap_or(UpstreamTransport::Auto),
+            upstream_transport,
             listen: cli.listen,
             sse_path,
             messages_path,
@@ -430,6 +458,8 @@ impl TryFrom<Cli> for Config {
             max_body: cli.max_body,
             body_timeout: cli.body_timeout,
             max_sessions: cli.max_sessions,
+            sessionless_max: cli.sessionless_max,
+            sessionless_idle: cli.sessionless_idle,
             allowed_origins,
             allowed_hosts: cli
                 .allowed_hosts

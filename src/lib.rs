@@ -9,12 +9,15 @@
 
 pub mod config;
 pub mod downstream;
+pub mod era;
 pub mod error;
 pub mod jsonrpc;
 pub mod observe;
 pub mod session;
+pub mod sessionless;
 pub mod sse;
 pub mod tls;
+pub mod transport;
 pub mod upstream;
 
 #[cfg(test)]
@@ -43,6 +46,7 @@ struct Built {
     sessions: Arc<SessionMap>,
     observer: Arc<Observer>,
     upstream: Arc<UpstreamShared>,
+    sessionless: Arc<sessionless::Pool>,
 }
 
 /// Bind and build the servers; nothing runs until they are awaited.
@@ -55,6 +59,12 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         cfg.clone(),
         tls::client_config(&cfg.deploy)?,
     )?);
+    let sessionless = Arc::new(sessionless::Pool::new(
+        upstream.clone(),
+        observer.clone(),
+        cfg.sessionless_max,
+        cfg.sessionless_idle,
+    ));
     let admin = match cfg.admin_listen {
         Some(listen) => Some(build_admin(
             Admin {
@@ -73,6 +83,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         upstream: upstream.clone(),
         observer: observer.clone(),
         policy: Arc::new(downstream::Policy::load(&cfg)?),
+        sessionless: sessionless.clone(),
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -104,6 +115,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         sessions,
         observer,
         upstream,
+        sessionless,
     })
 }
 
@@ -126,6 +138,7 @@ fn build_admin(admin: Admin, listen: SocketAddr) -> std::io::Result<(Server, Soc
 fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
     spawn_reaper(
         built.sessions.clone(),
+        built.sessionless.clone(),
         built.upstream.clone(),
         idle,
         lifetime,
@@ -140,6 +153,7 @@ fn start(built: Built, idle: Duration, lifetime: Duration) -> Server {
 /// Reap idle and too old sessions, and expired streams, on an interval.
 fn spawn_reaper(
     sessions: Arc<SessionMap>,
+    sessionless: Arc<sessionless::Pool>,
     upstream: Arc<UpstreamShared>,
     idle: Duration,
     lifetime: Duration,
@@ -151,6 +165,7 @@ fn spawn_reaper(
         loop {
             tick.tick().await;
             sessions.sweep(idle, lifetime);
+            sessionless.sweep(std::time::Instant::now());
             // After a burst of sessions has ended, hand the freed memory back to the OS
             // (the allocator keeps it otherwise, and RSS would stay at the peak). Counted by
             // upstream drivers, which outlive their session until the upstream session is
@@ -199,6 +214,7 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     let (addr, sessions, observer) = (built.addr, built.sessions.clone(), built.observer.clone());
     let upstream = built.upstream.clone();
     let built_upstream = built.upstream.clone();
+    let kept = built.sessionless.clone();
     println!("mcp-bridge listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, "listening");
     let server = start(built, idle, lifetime);
@@ -211,6 +227,7 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         let open = ending.len();
         tracing::info!(sessions = open, "shutting down: closing sessions");
         ending.end_all();
+        kept.close_all();
         if !upstream.drained(Duration::from_secs(3)).await {
             tracing::warn!("some upstream sessions were not closed within 3s");
         }

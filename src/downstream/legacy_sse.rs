@@ -2,20 +2,18 @@
 //! whose first event names the message endpoint; `POST /messages?sessionId=…` carries each
 //! client message and is answered 202 once the upstream accepted it.
 
-use std::sync::Arc;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{parse_client_body, read_limited, require_json, sse_response};
 use super::forwarded;
 use super::policy::owns;
-use super::{accepted, forward_headers, forward_one, AppState, Credential};
+use super::{accepted, forward_headers, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
 use crate::observe::Difference;
-use crate::session::{new_session_id, Front, Session, MAIN_STREAM};
+use crate::session::{Phase, MAIN_STREAM};
 use crate::sse;
-use crate::upstream::UpstreamHandle;
+use crate::transport::Transport;
 
 /// Both SDK spellings of the query parameter.
 const SESSION_PARAMS: [&str; 2] = ["sessionId", "session_id"];
@@ -27,21 +25,9 @@ pub fn open(
 ) -> Result<HttpResponse, Error> {
     let cfg = &app.cfg;
     app.policy.admit_session(&app.sessions, who)?;
-    let id = new_session_id();
-    let (handle, driver) = UpstreamHandle::new();
-    let session = Arc::new(Session::new(
-        id.clone(),
-        Front::Legacy,
-        handle,
-        cfg.replay,
-        Arc::downgrade(&app.sessions),
-        app.observer.clone(),
-    ));
-    if let Some(who) = who {
-        session.set_owner(who.0);
-    }
     // The upstream session is created by the client's own `initialize`, not now.
-    driver.spawn(Arc::downgrade(&session), app.upstream.clone());
+    let session = open_session(app, Transport::LegacySse, who);
+    let id = &session.id;
     let endpoint = format!("{}?sessionId={id}", endpoint_base(req, app));
     session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
     session.difference(
@@ -50,7 +36,6 @@ pub fn open(
         &format!("legacy client is sent the bridge's own endpoint {endpoint}"),
     );
     let slot = session.attach_main();
-    app.sessions.insert(session.clone());
     tracing::info!(parent: &session.span, "legacy client connected; endpoint {endpoint}");
     Ok(sse_response(
         HttpResponse::Ok(),
@@ -126,7 +111,7 @@ pub async fn post(
     let session = app
         .sessions
         .get(&sid)
-        .filter(|s| s.front == Front::Legacy && !s.is_ended() && owns(s, who))
+        .filter(|s| s.client == Transport::LegacySse && !s.is_ended() && owns(s, who))
         .ok_or(DownstreamError::UnknownSession)?;
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
     let body = parse_client_body(body)?;
@@ -142,7 +127,9 @@ pub async fn post(
         .admit_requests(&session, messages.iter().filter(|m| m.is_request()).count())?;
     let headers = forward_headers(req, app, &session);
     for msg in messages {
-        forward_one(&session, msg, MAIN_STREAM, &headers).await?;
+        session
+            .forward_one(msg, MAIN_STREAM, &headers, Phase::Forwarding)
+            .await?;
     }
     Ok(accepted())
 }

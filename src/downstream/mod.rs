@@ -8,6 +8,7 @@ mod cors;
 pub(crate) mod forwarded;
 mod guard;
 pub(crate) mod legacy_sse;
+mod modern;
 mod policy;
 mod streamable;
 
@@ -21,11 +22,11 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::config::Config;
-use crate::error::{DownstreamError, Error, UpstreamError};
-use crate::jsonrpc::Message;
+use crate::error::{DownstreamError, Error};
 use crate::observe::{Difference, Observer};
-use crate::session::{Session, SessionMap, StreamNo};
-use crate::upstream::{ForwardHeaders, UpstreamShared};
+use crate::session::{new_session_id, Session, SessionMap};
+use crate::transport::Transport;
+use crate::upstream::{ForwardHeaders, UpstreamHandle, UpstreamShared, UpstreamSink};
 
 /// Everything the handlers share; built once, outside `HttpServer::new`.
 pub struct AppState {
@@ -34,6 +35,8 @@ pub struct AppState {
     pub upstream: Arc<UpstreamShared>,
     pub observer: Arc<Observer>,
     pub policy: Arc<Policy>,
+    /// Upstream sessions kept for sessionless (2026-07-28) clients.
+    pub sessionless: Arc<crate::sessionless::Pool>,
 }
 
 pub async fn dispatch(
@@ -103,6 +106,10 @@ async fn route(
         (Endpoint::LegacyStream, Method::GET) => legacy_sse::open(req, app, who),
         (Endpoint::LegacyMessages, Method::POST) => legacy_sse::post(req, payload, app, who).await,
         (Endpoint::Mcp, Method::POST) => streamable::post(req, payload, app, who).await,
+        // The 2026-07-28 era has no GET stream and no sessions to end.
+        (Endpoint::Mcp, Method::GET | Method::DELETE) if modern::refuses(req) => {
+            Err(DownstreamError::MethodNotAllowed("POST").into())
+        }
         (Endpoint::Mcp, Method::GET) => streamable::get(req, app, who),
         (Endpoint::Mcp, Method::DELETE) => streamable::delete(req, app, who),
         _ => Err(DownstreamError::MethodNotAllowed(endpoint.methods()).into()),
@@ -126,33 +133,26 @@ fn forward_headers(req: &HttpRequest, app: &AppState, session: &Session) -> Forw
     policy.select(req.headers())
 }
 
-/// Forward one client message. A request whose upstream leg fails gets a JSON-RPC error on
-/// its stream (the HTTP exchange itself succeeded); 401/403 go back as HTTP so the client
-/// can authenticate; a failed notification or response can only be reported as HTTP.
-async fn forward_one(
-    session: &Session,
-    msg: Message,
-    stream: StreamNo,
-    headers: &ForwardHeaders,
-) -> Result<(), Error> {
-    session.client_message(&msg, stream);
-    let id = msg.is_request().then(|| msg.id.clone()).flatten();
-    match session.forward(msg, headers.clone()).await {
-        Ok(()) => Ok(()),
-        Err(e @ UpstreamError::Auth { .. }) => {
-            if let Some(id) = &id {
-                session.forget_request(id);
-            }
-            Err(Error::upstream(e, id))
-        }
-        Err(e) => match id {
-            Some(id) => {
-                session.fail_request(&id, &e);
-                Ok(())
-            }
-            None => Err(Error::upstream(e, None)),
-        },
+/// Create a session for a client of `client` (legacy GET, Streamable `initialize`): in the
+/// map at once, so that it counts against the limits, with its upstream driver started on
+/// this worker. The upstream session opens with the client's first message.
+fn open_session(app: &AppState, client: Transport, who: Option<Credential>) -> Arc<Session> {
+    let (handle, driver) = UpstreamHandle::new();
+    let session = Arc::new(Session::new(
+        new_session_id(),
+        client,
+        handle,
+        app.cfg.replay,
+        Arc::downgrade(&app.sessions),
+        app.observer.clone(),
+    ));
+    if let Some(who) = who {
+        session.set_owner(who.0);
     }
+    app.sessions.insert(session.clone());
+    let sink: Arc<dyn UpstreamSink> = session.clone();
+    driver.spawn(Arc::downgrade(&sink), app.upstream.clone());
+    session
 }
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

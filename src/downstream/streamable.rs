@@ -14,12 +14,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{accepts, parse_client_body, read_limited, require_json, sse_response};
 use super::policy::owns;
-use super::{accepted, forward_headers, forward_one, header_str, AppState, Credential};
+use super::{accepted, forward_headers, header_str, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
 use crate::observe::Difference;
-use crate::session::{new_session_id, EndReason, Front, Session, MAIN_STREAM, SUPPORTED_VERSIONS};
-use crate::upstream::UpstreamHandle;
+use crate::session::{EndReason, Phase, Session, MAIN_STREAM, SUPPORTED_VERSIONS};
+use crate::transport::Transport;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -41,7 +41,7 @@ fn existing_session(
     let sid = header_str(req, SESSION_HEADER).ok_or(DownstreamError::MissingSessionId)?;
     app.sessions
         .get(sid)
-        .filter(|s| s.front == Front::Streamable && !s.is_ended() && owns(s, who))
+        .filter(|s| s.client == Transport::Streamable && !s.is_ended() && owns(s, who))
         .ok_or(DownstreamError::UnknownSession)
 }
 
@@ -71,6 +71,9 @@ pub async fn post(
     if existing.as_ref().is_some_and(|s| s.is_ended()) {
         return Err(DownstreamError::UnknownSession.into());
     }
+    if existing.is_none() && super::modern::claims(req, &body) {
+        return super::modern::serve(req, body, app, who).await;
+    }
     let body = parse_client_body(body)?;
     let batch_len = match &body {
         Body::Batch(b) => Some(b.len()),
@@ -98,23 +101,7 @@ pub async fn post(
         }
         s
     } else {
-        let (handle, driver) = UpstreamHandle::new();
-        let s = Arc::new(Session::new(
-            new_session_id(),
-            Front::Streamable,
-            handle,
-            app.cfg.replay,
-            Arc::downgrade(&app.sessions),
-            app.observer.clone(),
-        ));
-        if let Some(who) = who {
-            s.set_owner(who.0);
-        }
-        // In the map at once, so that it counts against the limits while the upstream
-        // answers its initialize (no one else can name it before the response carries its id).
-        app.sessions.insert(s.clone());
-        driver.spawn(Arc::downgrade(&s), app.upstream.clone());
-        s
+        open_session(app, Transport::Streamable, who)
     };
     if let Some(n) = batch_len {
         session.difference(
@@ -128,31 +115,29 @@ pub async fn post(
     app.policy.admit_requests(&session, requests)?;
     if requests == 0 {
         for msg in messages {
-            forward_one(&session, msg, MAIN_STREAM, &headers).await?;
+            session
+                .forward_one(msg, MAIN_STREAM, &headers, Phase::Forwarding)
+                .await?;
         }
         return Ok(accepted());
     }
     let slot = session.open_request_stream(requests);
-    if new_session {
-        // No session exists for the client until the upstream accepted its initialize:
-        // a failure is an HTTP error with the JSON-RPC error in the body.
-        let msg = messages.into_iter().next().expect("one message");
-        session.client_message(&msg, slot.stream);
-        let id = msg.id.clone();
-        if let Err(e) = session.forward(msg, headers).await {
-            session.detach_writer(&slot);
-            session.end(EndReason::UpstreamGone);
-            return Err(Error::upstream(e, id));
-        }
-        let mut res = HttpResponse::Ok();
-        res.insert_header((SESSION_HEADER, &*session.id));
-        return Ok(sse_response(res, session, slot, app.cfg.keepalive));
-    }
+    // No session exists for the client until the upstream accepted its initialize.
+    let phase = if new_session {
+        Phase::Opening
+    } else {
+        Phase::Forwarding
+    };
     for msg in messages {
-        if let Err(e) = forward_one(&session, msg, slot.stream, &headers).await {
+        if let Err(e) = session.forward_one(msg, slot.stream, &headers, phase).await {
             session.abandon_stream(&slot);
             return Err(e);
         }
+    }
+    if new_session {
+        let mut res = HttpResponse::Ok();
+        res.insert_header((SESSION_HEADER, &*session.id));
+        return Ok(sse_response(res, session, slot, app.cfg.keepalive));
     }
     Ok(sse_response(
         HttpResponse::Ok(),

@@ -60,7 +60,7 @@ async fn readyz(admin: web::Data<Admin>) -> HttpResponse {
     let body = serde_json::json!({
         "ready": reachable,
         "upstream": url.as_str(),
-        "transport": admin.upstream.transport_name(),
+        "transport": admin.upstream.transport().map_or("unknown", |t| t.as_str()),
     });
     if reachable {
         HttpResponse::Ok().json(body)

@@ -44,10 +44,25 @@ pub enum Difference {
     /// The upstream answered with the request's id spelled differently (`1.0` as `1`); the
     /// client's own spelling was put back.
     IdRestored,
+    /// A 2026-07-28 upstream has no `initialize`: the client's was answered from the
+    /// upstream's `server/discover`.
+    HandshakeTranslated,
+    /// A message the 2026-07-28 era removed (`ping`, `notifications/initialized`,
+    /// `logging/setLevel`, `resources/subscribe`) was handled by the bridge.
+    AnsweredLocally,
+    /// A request to a 2026-07-28 upstream was given `params._meta` (protocol version, client
+    /// capabilities and info, log level) and the era's headers.
+    RequestStamped,
+    /// A 2026-07-28 `input_required` result became server-to-client requests, and their
+    /// answers a retry of the original request.
+    InputRequired,
+    /// A 2026-07-28 upstream has no GET stream: the client's unsolicited messages come from a
+    /// `subscriptions/listen` stream the bridge opened (its acknowledgement not forwarded).
+    ListenOpened,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 17] = [
+    pub const ALL: [Difference; 22] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -65,6 +80,11 @@ impl Difference {
         Difference::HeaderStripped,
         Difference::LineBreaksReplaced,
         Difference::IdRestored,
+        Difference::HandshakeTranslated,
+        Difference::AnsweredLocally,
+        Difference::RequestStamped,
+        Difference::InputRequired,
+        Difference::ListenOpened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +106,11 @@ impl Difference {
             Difference::HeaderStripped => "header_stripped",
             Difference::LineBreaksReplaced => "line_breaks_replaced",
             Difference::IdRestored => "id_restored",
+            Difference::HandshakeTranslated => "handshake_translated",
+            Difference::AnsweredLocally => "answered_locally",
+            Difference::RequestStamped => "request_stamped",
+            Difference::InputRequired => "input_required",
+            Difference::ListenOpened => "listen_opened",
         }
     }
 

@@ -99,6 +99,16 @@ impl Metrics {
         self.differences[d.index()].load(Relaxed)
     }
 
+    /// Upstream errors of `class` counted so far (every class together with `None`).
+    pub fn upstream_error_count(&self, class: Option<&str>) -> u64 {
+        ERROR_CLASSES
+            .iter()
+            .zip(&self.upstream_errors)
+            .filter(|(c, _)| class.is_none_or(|want| want == **c))
+            .map(|(_, n)| n.load(Relaxed))
+            .sum()
+    }
+
     pub fn upstream_error(&self, class: &str) {
         if let Some(i) = ERROR_CLASSES.iter().position(|c| *c == class) {
             self.upstream_errors[i].fetch_add(1, Relaxed);

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use super::{Budget, EndReason, Session};
+use crate::transport::{upstream_label, Transport};
 
 pub struct SessionMap {
     sessions: DashMap<Arc<str>, Arc<Session>>,
@@ -85,12 +86,17 @@ impl SessionMap {
 
     /// Open sessions per (client transport, upstream transport), every pair listed.
     pub fn by_transport_pair(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let mut pairs: Vec<((&'static str, &'static str), u64)> = ["sse", "streamable"]
+        let upstreams = std::iter::once(None).chain(Transport::ALL.map(Some));
+        let mut pairs: Vec<((&'static str, &'static str), u64)> = Transport::CLIENTS
             .iter()
-            .flat_map(|c| ["pending", "sse", "streamable", "stdio"].map(|u| ((*c, u), 0)))
+            .flat_map(|c| {
+                upstreams
+                    .clone()
+                    .map(move |u| ((c.as_str(), upstream_label(u)), 0))
+            })
             .collect();
         for s in self.snapshot() {
-            let key = (s.front.as_str(), s.upstream_transport());
+            let key = (s.client.as_str(), upstream_label(s.upstream_transport()));
             if let Some(p) = pairs.iter_mut().find(|(k, _)| *k == key) {
                 p.1 += 1;
             }
@@ -138,8 +144,9 @@ mod tests {
     use crate::config::{Config, ReplayLimits};
     use crate::jsonrpc::Message;
     use crate::observe::{Difference, Observer};
-    use crate::session::{Front, Via};
+    use crate::transport::Transport;
     use crate::upstream::UpstreamHandle;
+    use crate::upstream::{UpstreamSink, Via};
 
     fn session(map: &Arc<SessionMap>, id: &str) -> Arc<Session> {
         let cfg = Config::from_args(["t", "--upstream", "http://127.0.0.1:9"]).unwrap();
@@ -150,7 +157,7 @@ mod tests {
         let (handle, _driver) = UpstreamHandle::new();
         let s = Arc::new(Session::new(
             id.into(),
-            Front::Streamable,
+            Transport::Streamable,
             handle,
             limits,
             Arc::downgrade(map),
@@ -175,10 +182,10 @@ mod tests {
         let new = session(&map, "new");
         // No client reads either session's standalone stream: every event waits there.
         for _ in 0..6 {
-            old.deliver(note(1000), Via::StandaloneStream).await;
+            old.clone().deliver(note(1000), Via::StandaloneStream).await;
         }
         for _ in 0..6 {
-            new.deliver(note(1000), Via::StandaloneStream).await;
+            new.clone().deliver(note(1000), Via::StandaloneStream).await;
         }
         let budget = map.budget();
         assert!(budget.excess() == 0, "{} held", budget.used());

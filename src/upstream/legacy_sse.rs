@@ -4,34 +4,59 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use actix_web::http::header;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use futures_util::future::LocalBoxFuture;
+
 use super::http::{self, EventReader, Media};
-use super::{ForwardHeaders, UpstreamShared};
+use super::{Connection, ForwardHeaders, Opening, Sink, UpstreamShared, Via};
 use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
 use crate::observe::Difference;
-use crate::session::{Session, Via};
+use crate::transport::Transport;
 
 pub struct Upstream {
     shared: Arc<UpstreamShared>,
     client: awc::Client,
-    session: Weak<Session>,
+    sink: Sink,
     endpoint: RefCell<Url>,
     /// Until `start_reader`: the open stream and any messages that came before `endpoint`.
     opening: RefCell<Option<(EventReader, Vec<Message>)>>,
     reader: RefCell<Option<JoinHandle<()>>>,
 }
 
+/// Open the stream, wait for `endpoint`, start relaying and POST the first message.
+pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamError> {
+    let up = Rc::new(Upstream::connect(o.shared.clone(), o.sink.clone(), &o.headers).await?);
+    up.start_reader();
+    Upstream::send(&up, o.first.clone(), o.headers.clone()).await?;
+    Ok(up)
+}
+
+impl Connection for Upstream {
+    fn send(
+        self: Rc<Self>,
+        msg: Message,
+        headers: ForwardHeaders,
+    ) -> LocalBoxFuture<'static, Result<(), UpstreamError>> {
+        Box::pin(async move { Upstream::send(&self, msg, headers).await })
+    }
+
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()> {
+        Upstream::close(&self);
+        Box::pin(async {})
+    }
+}
+
 impl Upstream {
     /// Open the stream and wait for `endpoint` (deadline: the connect timeout).
-    pub async fn connect(
+    async fn connect(
         shared: Arc<UpstreamShared>,
-        session: Weak<Session>,
+        sink: Sink,
         headers: &ForwardHeaders,
     ) -> Result<Upstream, UpstreamError> {
         let cfg = &shared.cfg;
@@ -76,12 +101,12 @@ impl Upstream {
             Ok(r) => r?,
         };
         let endpoint = resolve_endpoint(shared.url(), &ev.data)?;
-        if let Some(s) = session.upgrade() {
-            s.set_upstream("sse", endpoint.query());
+        if let Some(s) = sink.upgrade() {
+            s.connected(Transport::LegacySse, endpoint.query());
         }
         Ok(Upstream {
             client,
-            session,
+            sink,
             endpoint: RefCell::new(endpoint),
             opening: RefCell::new(Some((reader, early))),
             reader: RefCell::default(),
@@ -90,7 +115,7 @@ impl Upstream {
     }
 
     /// Start relaying the stream to the session.
-    pub fn start_reader(self: &Rc<Self>) {
+    fn start_reader(self: &Rc<Self>) {
         if let Some((reader, early)) = self.opening.borrow_mut().take() {
             let task = actix_web::rt::spawn(self.clone().read(reader, early));
             *self.reader.borrow_mut() = Some(task);
@@ -136,29 +161,27 @@ impl Upstream {
                 Err(e) => break format!("the upstream SSE stream broke: {e}"),
             }
         };
-        if let Some(s) = self.session.upgrade() {
-            s.upstream_gone(&end);
+        if let Some(s) = self.sink.upgrade() {
+            s.gone(&end);
         }
     }
 
     fn note(&self, kind: Difference, reason: &str) {
-        if let Some(s) = self.session.upgrade() {
+        if let Some(s) = self.sink.upgrade() {
             s.difference(kind, None, reason);
         }
     }
 
     async fn deliver(&self, m: Message) -> bool {
-        let Some(session) = self.session.upgrade() else {
+        let Some(sink) = self.sink.upgrade() else {
             return false;
         };
-        let backpressure = session.deliver(m, Via::SharedStream);
-        drop(session);
-        backpressure.await;
+        sink.deliver(m, Via::SharedStream).await;
         true
     }
 
     /// POST one message to the endpoint; 2xx means accepted (the answer comes on the stream).
-    pub async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
+    async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
         let cfg = &self.shared.cfg;
         let mut req = self
             .client
@@ -176,17 +199,17 @@ impl Upstream {
         }
         if status.as_u16() == 404 {
             // The server no longer knows this session: it is over.
-            if let Some(s) = self.session.upgrade() {
-                actix_web::rt::spawn(async move {
-                    s.upstream_gone("the upstream answered 404 for the session")
-                });
+            if let Some(s) = self.sink.upgrade() {
+                actix_web::rt::spawn(
+                    async move { s.gone("the upstream answered 404 for the session") },
+                );
             }
             return Err(UpstreamError::SessionGone);
         }
         Err(http::status_error(resp, cfg).await)
     }
 
-    pub fn close(&self) {
+    fn close(&self) {
         self.opening.borrow_mut().take();
         if let Some(t) = self.reader.borrow_mut().take() {
             t.abort();

@@ -1,43 +1,86 @@
 //! The upstream side: one connection per session to the MCP server, over whichever transport
-//! the server speaks. Adapters share one interface (send a message; deliver what comes back
-//! to the session; close) and know nothing about the client.
+//! the server speaks. An adapter (one file per transport) knows nothing about the session or
+//! the client: it is driven by commands and pushes what the server sends into an
+//! [`UpstreamSink`]. Adding a transport is one adapter file plus its line in [`open`].
 //!
 //! awc clients are not `Send`, so each session's upstream connection lives on the worker
 //! thread that created the session, driven by one task. The session holds only a `Send`
 //! handle: a bounded command channel (policy when full: the client's request waits).
 
 mod backoff;
+mod detect;
 pub mod headers;
 mod http;
 mod idle_watch;
 mod legacy_sse;
+mod modern;
 mod process;
 mod session_loss;
 mod stdio;
 mod streamable;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use futures_util::future::LocalBoxFuture;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::config::{Config, Upstream, UpstreamTransport};
+use crate::config::{Config, Upstream};
 use crate::error::UpstreamError;
-use crate::jsonrpc::Message;
+use crate::jsonrpc::{Id, Message};
 use crate::observe::Difference;
-use crate::session::Session;
+use crate::transport::{Transport, UpstreamTransport};
 
 /// Headers that cross to the upstream with a client's message (see [`headers`]).
 pub type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
+
+/// Where the upstream delivered a message: all the relation metadata the bridge gets.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// On the response stream of the client's request with this id (Streamable upstream).
+    RequestStream(Id),
+    /// On the upstream's standalone GET stream: unrelated to any request.
+    StandaloneStream,
+    /// On a legacy upstream's only stream: no relation metadata at all.
+    SharedStream,
+}
+
+/// Resolves when the producer may deliver its next message (the client's backpressure).
+pub type Backpressure = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// The port an adapter pushes into: everything the upstream side tells the rest of the
+/// bridge. Implemented by the session; adapters hold it weakly (a gone session means stop).
+pub trait UpstreamSink: Send + Sync {
+    /// The upstream session is open (or was opened again): its transport and session id.
+    fn connected(&self, transport: Transport, upstream_session: Option<&str>);
+    /// A message from the server. Await the result before delivering the next message of
+    /// the same source.
+    fn deliver(self: Arc<Self>, msg: Message, via: Via) -> Backpressure;
+    /// Record a difference about `msg` (or about nothing in particular).
+    fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str);
+    /// Record a difference about the client's request `id`.
+    fn request_difference(&self, kind: Difference, id: Option<&Id>, reason: &str);
+    /// The answer to the client's request `id` is lost (a stream broke for good).
+    fn request_failed(&self, id: &Id, err: UpstreamError);
+    /// The upstream session is over.
+    fn gone(&self, why: &str);
+    /// The span the adapter's own log lines belong to (e.g. a stdio server's stderr).
+    fn span(&self) -> tracing::Span;
+}
+
+/// An adapter's hold on its session.
+pub type Sink = Weak<dyn UpstreamSink>;
 
 /// What every session's upstream shares: the configuration, the TLS client settings and,
 /// in `auto` mode, the transport detected for the upstream URL.
 pub struct UpstreamShared {
     pub cfg: Arc<Config>,
     tls: Arc<rustls::ClientConfig>,
-    detected: Mutex<Option<Kind>>,
+    detected: Mutex<Option<Transport>>,
     /// Driver tasks still running (each may owe its upstream a DELETE).
     live_drivers: AtomicUsize,
     /// The stdio server's processes (`--upstream-command`).
@@ -100,43 +143,25 @@ impl UpstreamShared {
         true
     }
 
-    /// The upstream's transport as last seen (`unknown` before the first session).
-    pub fn transport_name(&self) -> &'static str {
-        if self.processes.is_some() {
-            return "stdio";
-        }
+    /// The upstream's transport as configured or last detected (`None` before the first
+    /// session in `auto` mode).
+    pub fn transport(&self) -> Option<Transport> {
         match self.cfg.upstream_transport {
-            UpstreamTransport::Streamable => "streamable",
-            UpstreamTransport::Sse => "sse",
-            UpstreamTransport::Auto => self.cached().map_or("unknown", Kind::as_str),
+            UpstreamTransport::Fixed(t) => Some(t),
+            UpstreamTransport::Auto => self.cached(),
         }
     }
 
-    fn cached(&self) -> Option<Kind> {
+    fn cached(&self) -> Option<Transport> {
         *self.detected.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Remember the detected transport; true when it changed.
-    fn remember(&self, kind: Kind) -> bool {
+    fn remember(&self, t: Transport) -> bool {
         let mut d = self.detected.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = *d != Some(kind);
-        *d = Some(kind);
+        let changed = *d != Some(t);
+        *d = Some(t);
         changed
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Streamable,
-    Legacy,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Streamable => "streamable",
-            Kind::Legacy => "sse",
-        }
     }
 }
 
@@ -148,6 +173,9 @@ enum Command {
 struct SendCommand {
     msg: Message,
     headers: ForwardHeaders,
+    /// The client's transport: what an adapter may need to know about the client (e.g.
+    /// whether it sends `MCP-Protocol-Version` itself).
+    client: Transport,
     reply: oneshot::Sender<Result<(), UpstreamError>>,
 }
 
@@ -186,7 +214,12 @@ impl UpstreamHandle {
     }
 
     /// Send one message; resolves when the upstream accepted it (HTTP 2xx), or with why not.
-    pub async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
+    pub async fn send(
+        &self,
+        msg: Message,
+        headers: ForwardHeaders,
+        client: Transport,
+    ) -> Result<(), UpstreamError> {
         if self.close.closed.load(Ordering::Acquire) {
             return Err(UpstreamError::Closed);
         }
@@ -195,6 +228,7 @@ impl UpstreamHandle {
             .send(Command::Send(Box::new(SendCommand {
                 msg,
                 headers,
+                client,
                 reply,
             })))
             .await
@@ -211,8 +245,8 @@ impl UpstreamHandle {
 
 impl Driver {
     /// Start the driver on the current worker thread.
-    pub fn spawn(self, session: Weak<Session>, shared: Arc<UpstreamShared>) {
-        actix_web::rt::spawn(drive(self, session, shared));
+    pub fn spawn(self, sink: Sink, shared: Arc<UpstreamShared>) {
+        actix_web::rt::spawn(drive(self, sink, shared));
     }
 }
 
@@ -232,9 +266,9 @@ impl Drop for LiveDriver {
     }
 }
 
-async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamShared>) {
+async fn drive(mut driver: Driver, sink: Sink, shared: Arc<UpstreamShared>) {
     let _live = LiveDriver::new(&shared);
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<Rc<dyn Connection>> = None;
     loop {
         if driver.close.closed.load(Ordering::Acquire) {
             break;
@@ -249,157 +283,71 @@ async fn drive(mut driver: Driver, session: Weak<Session>, shared: Arc<UpstreamS
         let SendCommand {
             msg,
             headers,
+            client,
             reply,
         } = *send;
         match &conn {
             Some(c) => {
                 // Each send runs on its own so that a slow request never holds up the next.
-                let c = c.clone();
+                let send = c.clone().send(msg, headers);
                 actix_web::rt::spawn(async move {
-                    let _ = reply.send(c.send(msg, headers).await);
+                    let _ = reply.send(send.await);
                 });
             }
-            // Boxed so that the idle driver (one per session) stays small.
-            None => match Box::pin(connect(&shared, &session, msg, headers)).await {
-                Ok(c) => {
-                    conn = Some(c);
-                    let _ = reply.send(Ok(()));
+            None => {
+                let opening = Opening {
+                    shared: shared.clone(),
+                    sink: sink.clone(),
+                    first: msg,
+                    headers,
+                    client,
+                };
+                // Boxed so that the idle driver (one per session) stays small.
+                match Box::pin(detect::connect(opening)).await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            }
         }
     }
     if let Some(c) = conn {
-        Box::pin(c.close()).await;
+        c.close().await;
     }
 }
 
-#[derive(Clone)]
-enum Conn {
-    Streamable(Rc<streamable::Upstream>),
-    Legacy(Rc<legacy_sse::Upstream>),
-    Stdio(Rc<stdio::Upstream>),
+/// One open upstream session, whatever its transport. Lives on its worker thread.
+trait Connection {
+    /// Send one message; resolves when the upstream accepted it (HTTP 2xx), or with why not.
+    fn send(
+        self: Rc<Self>,
+        msg: Message,
+        headers: ForwardHeaders,
+    ) -> LocalBoxFuture<'static, Result<(), UpstreamError>>;
+    /// End the upstream session (stop readers; tell the server where the transport can).
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()>;
 }
 
-impl Conn {
-    async fn send(&self, msg: Message, headers: ForwardHeaders) -> Result<(), UpstreamError> {
-        match self {
-            Conn::Streamable(u) => u.send(msg, headers).await,
-            Conn::Legacy(u) => u.send(msg, headers).await,
-            Conn::Stdio(u) => u.send(msg).await,
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Conn::Streamable(u) => u.close().await,
-            Conn::Legacy(u) => u.close(),
-            Conn::Stdio(u) => u.close(),
-        }
-    }
-}
-
-/// Connect with the session's first message (normally the client's `initialize`), choosing
-/// the transport as configured. In `auto` mode this is the spec's backwards-compatibility
-/// procedure: POST `initialize`; on 400/404/405 without a modern error body, GET the same
-/// URL and wait for `endpoint`. The outcome is cached; when the cached choice stops
-/// working (the server was upgraded or downgraded) the other is tried and cached instead.
-async fn connect(
-    shared: &Arc<UpstreamShared>,
-    session: &Weak<Session>,
+/// Everything an adapter gets to open an upstream session: the session's first message
+/// (normally the client's `initialize`) goes out as part of opening.
+struct Opening {
+    shared: Arc<UpstreamShared>,
+    sink: Sink,
     first: Message,
     headers: ForwardHeaders,
-) -> Result<Conn, UpstreamError> {
-    if let Some(processes) = &shared.processes {
-        return stdio::Upstream::open(shared.clone(), processes, session.clone(), first)
-            .await
-            .map(Conn::Stdio);
-    }
-    let order: &[Kind] = match shared.cfg.upstream_transport {
-        UpstreamTransport::Streamable => &[Kind::Streamable],
-        UpstreamTransport::Sse => &[Kind::Legacy],
-        // Only an `initialize` can probe: anything else says nothing about the transport.
-        UpstreamTransport::Auto if !first.is_initialize() => match shared.cached() {
-            Some(Kind::Legacy) => &[Kind::Legacy],
-            _ => &[Kind::Streamable],
-        },
-        UpstreamTransport::Auto => match shared.cached() {
-            Some(Kind::Legacy) => &[Kind::Legacy, Kind::Streamable],
-            _ => &[Kind::Streamable, Kind::Legacy],
-        },
-    };
-    let mut evidence = Vec::new();
-    for (i, kind) in order.iter().enumerate() {
-        let last = i + 1 == order.len();
-        let attempt = match kind {
-            Kind::Streamable => {
-                let up = Rc::new(streamable::Upstream::new(shared.clone(), session.clone()));
-                match up.send(first.clone(), headers.clone()).await {
-                    Ok(()) => Ok(Conn::Streamable(up)),
-                    Err(e) => Err(e),
-                }
-            }
-            Kind::Legacy => {
-                match legacy_sse::Upstream::connect(shared.clone(), session.clone(), &headers).await
-                {
-                    Ok(up) => {
-                        let up = Rc::new(up);
-                        legacy_sse::Upstream::start_reader(&up);
-                        up.send(first.clone(), headers.clone())
-                            .await
-                            .map(|()| Conn::Legacy(up))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        match attempt {
-            Ok(conn) => {
-                if let Some(s) = session.upgrade() {
-                    s.set_upstream(kind.as_str(), None);
-                    if shared.cfg.upstream_transport == UpstreamTransport::Auto
-                        && shared.remember(*kind)
-                    {
-                        let why = if evidence.is_empty() {
-                            format!("{} answered the client's initialize", kind.as_str())
-                        } else {
-                            format!("{}; {} worked", evidence.join("; "), kind.as_str())
-                        };
-                        s.difference(
-                            Difference::TransportDetected,
-                            Some(&first),
-                            &format!("upstream {} speaks {}: {why}", shared.url(), kind.as_str()),
-                        );
-                    }
-                }
-                return Ok(conn);
-            }
-            Err(e) if !last && suggests_other_transport(*kind, &e) => {
-                evidence.push(format!("{} attempt failed: {e}", kind.as_str()));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    unreachable!("the last attempt returns")
+    client: Transport,
 }
 
-/// Whether a failed attempt means "wrong transport" rather than "server down".
-fn suggests_other_transport(tried: Kind, e: &UpstreamError) -> bool {
-    match (tried, e) {
-        // A modern server that answers with a JSON-RPC error it recognises (2026: unknown
-        // method, unsupported version, header mismatch) must not be treated as legacy.
-        (Kind::Streamable, UpstreamError::Status { status, rpc_error }) => {
-            matches!(status, 400 | 404 | 405)
-                && !rpc_error
-                    .as_ref()
-                    .and_then(|m| m.error_code())
-                    .is_some_and(|c| c == -32601 || (-32022..=-32020).contains(&c))
-        }
-        (Kind::Legacy, UpstreamError::Status { .. })
-        | (Kind::Legacy, UpstreamError::NoEndpoint(_))
-        | (Kind::Legacy, UpstreamError::Protocol(_)) => true,
-        _ => false,
+/// Open an upstream session over `transport`. Each adapter registers here, with one line.
+async fn open(transport: Transport, o: &Opening) -> Result<Rc<dyn Connection>, UpstreamError> {
+    match transport {
+        Transport::Streamable => streamable::open(o).await,
+        Transport::LegacySse => legacy_sse::open(o).await,
+        Transport::Streamable2026 => modern::open(o).await,
+        Transport::Stdio => stdio::open(o).await,
     }
 }

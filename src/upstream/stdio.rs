@@ -6,9 +6,8 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,12 +16,14 @@ use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use super::process::{Processes, Running};
-use super::UpstreamShared;
+use futures_util::future::LocalBoxFuture;
+
+use super::process::Running;
+use super::{Backpressure, Connection, ForwardHeaders, Opening, Sink, UpstreamShared, Via};
 use crate::error::UpstreamError;
 use crate::jsonrpc::Message;
 use crate::observe::Difference;
-use crate::session::{Session, Via};
+use crate::transport::Transport;
 
 /// Lines queued for the server's stdin before a client's request waits.
 const STDIN_QUEUE: usize = 16;
@@ -38,7 +39,7 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Upstream {
     shared: Arc<UpstreamShared>,
-    session: Weak<Session>,
+    sink: Sink,
     stdin: mpsc::Sender<Line>,
     process: Rc<RefCell<Option<Running>>>,
     tasks: RefCell<Vec<AbortHandle>>,
@@ -49,15 +50,39 @@ struct Line {
     written: oneshot::Sender<std::io::Result<()>>,
 }
 
+/// Take a process (warm or new), start relaying its stdout and stderr, and write the
+/// session's first message.
+pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamError> {
+    let up = Upstream::open(o.shared.clone(), o.sink.clone(), o.first.clone()).await?;
+    Ok(up)
+}
+
+impl Connection for Upstream {
+    fn send(
+        self: Rc<Self>,
+        msg: Message,
+        _headers: ForwardHeaders,
+    ) -> LocalBoxFuture<'static, Result<(), UpstreamError>> {
+        // A process has no headers: the client's stay with the bridge.
+        Box::pin(async move { Upstream::send(&self, msg).await })
+    }
+
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()> {
+        Upstream::close(&self);
+        Box::pin(async {})
+    }
+}
+
 impl Upstream {
-    /// Take a process (warm or new), start relaying its stdout and stderr, and write the
-    /// session's first message.
-    pub async fn open(
+    async fn open(
         shared: Arc<UpstreamShared>,
-        processes: &Processes,
-        session: Weak<Session>,
+        session: Sink,
         first: Message,
     ) -> Result<Rc<Upstream>, UpstreamError> {
+        let processes = shared
+            .processes
+            .as_ref()
+            .expect("the stdio adapter runs only with --upstream-command");
         let mut running = processes.take().map_err(UpstreamError::Connect)?;
         let pid = running.pid();
         let pipes = pipes(&mut running).map_err(|e| {
@@ -67,7 +92,7 @@ impl Upstream {
         let (tx, rx) = mpsc::channel(STDIN_QUEUE);
         let up = Rc::new(Upstream {
             shared: shared.clone(),
-            session: session.clone(),
+            sink: session.clone(),
             stdin: tx,
             process: Rc::new(RefCell::new(Some(running))),
             tasks: RefCell::default(),
@@ -87,12 +112,12 @@ impl Upstream {
             // Ended with the others: a grandchild may hold stderr open forever.
             stderr_task,
         ]);
-        up.send(first).await?;
+        Upstream::send(&up, first).await?;
         Ok(up)
     }
 
     /// Write one message as one line; resolves once it is in the server's stdin.
-    pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+    async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         let mut line = Vec::with_capacity(msg.raw().len() + 1);
         line.extend_from_slice(msg.raw());
         // JSON allows line breaks only as whitespace between tokens (never raw inside a
@@ -103,7 +128,7 @@ impl Upstream {
                 *b = b' ';
             }
             difference(
-                &self.session,
+                &self.sink,
                 Difference::LineBreaksReplaced,
                 Some(&msg),
                 &format!("{breaks} line break(s) between JSON tokens replaced by spaces: stdio framing is one message per line"),
@@ -136,7 +161,7 @@ impl Upstream {
 
     /// End the session's process: its pipes close now (EOF on stdin), the keeper does
     /// the rest (SIGTERM, SIGKILL, reaping).
-    pub fn close(&self) {
+    fn close(&self) {
         for t in self.tasks.borrow_mut().drain(..) {
             t.abort();
         }
@@ -244,7 +269,7 @@ async fn skip_line<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<()> {
 
 /// Relays stdout to the session, one message per line.
 struct Reader {
-    session: Weak<Session>,
+    session: Sink,
     max_line: usize,
     process: Rc<RefCell<Option<Running>>>,
     tail: Rc<RefCell<VecDeque<String>>>,
@@ -336,11 +361,7 @@ impl Reader {
 
 /// Logs the server's stderr line by line in the session's span: lines cut at
 /// `STDERR_LINE` bytes, at most `STDERR_PER_SEC` a second after a burst.
-async fn log_stderr(
-    stderr: ChildStderr,
-    session: Weak<Session>,
-    tail: Rc<RefCell<VecDeque<String>>>,
-) {
+async fn log_stderr(stderr: ChildStderr, session: Sink, tail: Rc<RefCell<VecDeque<String>>>) {
     let mut r = BufReader::new(stderr);
     let mut buf = Vec::new();
     let mut tokens = STDERR_BURST;
@@ -393,39 +414,39 @@ async fn log_stderr(
 
 // ---- the session, as this adapter uses it (the only place that touches it) ---------------
 
-fn connected(session: &Weak<Session>, pid: u32) {
+fn connected(session: &Sink, pid: u32) {
     if let Some(s) = session.upgrade() {
-        s.set_upstream("stdio", Some(&format!("pid:{pid}")));
+        s.connected(Transport::Stdio, Some(&format!("pid:{pid}")));
     }
 }
 
 /// Deliver one message; the future resolves when the next line may be read (the session's
 /// backpressure, bounded by `--slow-reader-timeout`). `None`: the session is gone.
-fn deliver(session: &Weak<Session>, msg: Message) -> Option<impl Future<Output = ()> + 'static> {
+fn deliver(session: &Sink, msg: Message) -> Option<Backpressure> {
     Some(session.upgrade()?.deliver(msg, Via::SharedStream))
 }
 
-fn difference(session: &Weak<Session>, kind: Difference, msg: Option<&Message>, reason: &str) {
+fn difference(session: &Sink, kind: Difference, msg: Option<&Message>, reason: &str) {
     if let Some(s) = session.upgrade() {
         s.difference(kind, msg, reason);
     }
 }
 
-fn gone(session: &Weak<Session>, why: &str) {
+fn gone(session: &Sink, why: &str) {
     if let Some(s) = session.upgrade() {
-        s.upstream_gone(why);
+        s.gone(why);
     }
 }
 
-fn log_warn(session: &Weak<Session>, text: &str) {
+fn log_warn(session: &Sink, text: &str) {
     match session.upgrade() {
-        Some(s) => tracing::warn!(parent: &s.span, "{text}"),
+        Some(s) => tracing::warn!(parent: &s.span(), "{text}"),
         None => tracing::warn!("{text}"),
     }
 }
 
-fn log_stderr_line(session: &Weak<Session>, line: &str, cut: bool) {
-    let span = session.upgrade().map(|s| s.span.clone());
+fn log_stderr_line(session: &Sink, line: &str, cut: bool) {
+    let span = session.upgrade().map(|s| s.span());
     tracing::info!(target: "mcp_bridge::upstream::stderr", parent: span.as_ref().and_then(|s| s.id()), cut, "{line}");
 }
 

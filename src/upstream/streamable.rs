@@ -6,7 +6,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+
+use futures_util::future::LocalBoxFuture;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -16,11 +18,11 @@ use tokio::task::JoinHandle;
 use super::backoff::{self, Backoff};
 use super::http::{self, EventReader, Media};
 use super::session_loss::session_lost;
-use super::{ForwardHeaders, UpstreamShared};
+use super::{Connection, ForwardHeaders, Opening, Sink, UpstreamShared, Via};
 use crate::error::UpstreamError;
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::observe::Difference;
-use crate::session::{Session, Via};
+use crate::transport::Transport;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -39,7 +41,9 @@ struct State {
 pub struct Upstream {
     shared: Arc<UpstreamShared>,
     client: awc::Client,
-    session: Weak<Session>,
+    sink: Sink,
+    /// The client's transport (it may not send `MCP-Protocol-Version` itself).
+    client_transport: Transport,
     st: RefCell<State>,
     /// Readers of request streams, by the request they answer.
     tasks: RefCell<Vec<(Option<Id>, JoinHandle<()>)>>,
@@ -49,12 +53,34 @@ pub struct Upstream {
     version_noted: Cell<bool>,
 }
 
+/// Open an upstream session with the first message (the client's `initialize`).
+pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamError> {
+    let up = Rc::new(Upstream::new(o.shared.clone(), o.sink.clone(), o.client));
+    Upstream::send(&up, o.first.clone(), o.headers.clone()).await?;
+    Ok(up)
+}
+
+impl Connection for Upstream {
+    fn send(
+        self: Rc<Self>,
+        msg: Message,
+        headers: ForwardHeaders,
+    ) -> LocalBoxFuture<'static, Result<(), UpstreamError>> {
+        Box::pin(async move { Upstream::send(&self, msg, headers).await })
+    }
+
+    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async move { Upstream::close(&self).await })
+    }
+}
+
 impl Upstream {
-    pub fn new(shared: Arc<UpstreamShared>, session: Weak<Session>) -> Upstream {
+    fn new(shared: Arc<UpstreamShared>, sink: Sink, client_transport: Transport) -> Upstream {
         Upstream {
             client: http::client(&shared),
             shared,
-            session,
+            sink,
+            client_transport,
             st: RefCell::default(),
             tasks: RefCell::default(),
             get_task: RefCell::default(),
@@ -64,7 +90,7 @@ impl Upstream {
         }
     }
 
-    pub async fn send(
+    async fn send(
         self: &Rc<Self>,
         msg: Message,
         headers: ForwardHeaders,
@@ -109,8 +135,8 @@ impl Upstream {
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        if let Some(s) = self.session.upgrade() {
-            s.set_upstream("streamable", sid.as_deref());
+        if let Some(s) = self.sink.upgrade() {
+            s.connected(Transport::Streamable, sid.as_deref());
         }
         self.st.borrow_mut().session_id = sid;
     }
@@ -194,13 +220,13 @@ impl Upstream {
 
     /// Hand one message to the session. False once the session is gone.
     async fn deliver(&self, m: Message, request: Option<&Id>) -> bool {
-        let Some(session) = self.session.upgrade() else {
+        let Some(sink) = self.sink.upgrade() else {
             return false;
         };
         let m = match request {
             Some(rid) if m.kind == Kind::Response && m.id.is_none() => {
                 let fixed = m.readdressed(rid);
-                session.difference(
+                sink.difference(
                     Difference::ErrorReaddressed,
                     Some(&fixed),
                     "upstream error response had no usable id; given the id of the request it answers",
@@ -218,9 +244,7 @@ impl Upstream {
             Some(rid) => Via::RequestStream(rid.clone()),
             None => Via::StandaloneStream,
         };
-        let backpressure = session.deliver(m, via);
-        drop(session);
-        backpressure.await;
+        sink.deliver(m, via).await;
         true
     }
 
@@ -263,7 +287,7 @@ impl Upstream {
                                 && http::media(&resp) == Media::EventStream =>
                         {
                             reader.replace_response(resp);
-                            if let Some(s) = self.session.upgrade() {
+                            if let Some(s) = self.sink.upgrade() {
                                 s.request_difference(
                                     Difference::StreamResumed,
                                     request.as_ref(),
@@ -293,7 +317,7 @@ impl Upstream {
     /// Count priming events the reader consumed (they are never relayed). False when the
     /// session is gone.
     fn note_priming(&self, reader: &mut EventReader, request: Option<&Id>) -> bool {
-        let Some(s) = self.session.upgrade() else {
+        let Some(s) = self.sink.upgrade() else {
             return false;
         };
         if reader.take_empty_events() > 0 {
@@ -326,7 +350,7 @@ impl Upstream {
                 self.deliver(m, request).await
             }
             Err(e) => {
-                if let Some(s) = self.session.upgrade() {
+                if let Some(s) = self.sink.upgrade() {
                     s.difference(
                         Difference::MessageDropped,
                         None,
@@ -339,8 +363,8 @@ impl Upstream {
     }
 
     fn fail(&self, request: Option<&Id>, why: &str) {
-        if let (Some(s), Some(id)) = (self.session.upgrade(), request) {
-            s.upstream_failed(id, &UpstreamError::Protocol(why.to_owned()));
+        if let (Some(s), Some(id)) = (self.sink.upgrade(), request) {
+            s.request_failed(id, UpstreamError::Protocol(why.to_owned()));
         }
     }
 
@@ -361,7 +385,7 @@ impl Upstream {
         let mut last_id: Option<String> = None;
         let mut opened = false;
         loop {
-            if self.session.strong_count() == 0 {
+            if self.sink.strong_count() == 0 {
                 return;
             }
             // Boxed: this task lives as long as the session, mostly waiting on the stream.
@@ -411,7 +435,7 @@ impl Upstream {
                 _ => {}
             }
             if let Some(id) = &last_id {
-                if let Some(s) = self.session.upgrade() {
+                if let Some(s) = self.sink.upgrade() {
                     s.difference(
                         Difference::StreamResumed,
                         None,
@@ -470,8 +494,8 @@ impl Upstream {
         if self.version_noted.replace(true) {
             return;
         }
-        if let Some(s) = self.session.upgrade() {
-            if s.front == crate::session::Front::Legacy {
+        if let Some(s) = self.sink.upgrade() {
+            if !self.client_transport.sends_version_header() {
                 s.difference(
                     Difference::ProtocolVersionHeaderAdded,
                     None,
@@ -586,8 +610,8 @@ impl Upstream {
             t.abort();
         }
         self.start_get_stream();
-        if let Some(s) = self.session.upgrade() {
-            s.set_upstream("streamable", new_session.as_deref());
+        if let Some(s) = self.sink.upgrade() {
+            s.connected(Transport::Streamable, new_session.as_deref());
             s.difference(
                 Difference::SessionReinitialised,
                 trigger,
@@ -603,7 +627,7 @@ impl Upstream {
 
     /// End the upstream session: stop readers, then DELETE (405 is fine: not every server
     /// lets clients end sessions).
-    pub async fn close(&self) {
+    async fn close(&self) {
         for (_, t) in self.tasks.borrow_mut().drain(..) {
             t.abort();
         }

@@ -3,12 +3,14 @@
 #
 #   .interop/node   npm ci of tests/interop/package.json + package-lock.json
 #                   (@modelcontextprotocol/sdk, @modelcontextprotocol/server-everything)
+#   .interop/node2  npm ci of tests/interop/node2/ (TypeScript SDK v2: @modelcontextprotocol/
+#                   server, client, core, node; zod 4 — apart from the 1.x SDK's zod 3)
 #   .interop/py1    venv with tests/interop/requirements-py1.txt (mcp 1.x)
 #   .interop/py2    venv with tests/interop/requirements-py2.txt (mcp 2.x)
 #
 # Idempotent: each part writes a stamp holding a hash of its pin files and of the tool
 # version it was built with; when the stamp matches, the part is skipped (well under a second
-# for all three). Anything else (a changed pin, a new Node/Python, a half-finished install)
+# for all four). Anything else (a changed pin, a new Node/Python, a half-finished install)
 # rebuilds that part from scratch.
 #
 # Environment: INTEROP_DIR (default <repo>/.interop), PYTHON (default python3), NPM (default npm),
@@ -42,23 +44,32 @@ fi
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # ---- npm peers ---------------------------------------------------------------------------
-node_stamp="node=$(node --version) npm=$("$NPM" --version 2>/dev/null) pins=$(hash_of "$HERE/package.json" "$HERE/package-lock.json")"
-if [[ "$FORCE" != 1 && -f "$DEST/node/.stamp" && "$(cat "$DEST/node/.stamp")" == "$node_stamp" ]]; then
-  log "node peers up to date"
-else
-  log "installing node peers into $DEST/node"
-  rm -rf "$DEST/node"
-  mkdir -p "$DEST/node"
-  cp "$HERE/package.json" "$HERE/package-lock.json" "$DEST/node/"
+install_npm() { # name pin-dir must-exist...
+  local name="$1" pins="$2" dir="$DEST/$1"
+  shift 2
+  local stamp="node=$(node --version) npm=$("$NPM" --version 2>/dev/null) pins=$(hash_of "$pins/package.json" "$pins/package-lock.json")"
+  if [[ "$FORCE" != 1 && -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]]; then
+    log "$name peers up to date"
+    return
+  fi
+  log "installing $name peers into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$pins/package.json" "$pins/package-lock.json" "$dir/"
   # --ignore-scripts: none of the pinned packages needs an install script.
-  "$NPM" ci --prefix "$DEST/node" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
-  test -f "$DEST/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
-    || die "server-everything is missing after npm ci"
-  test -f "$DEST/node/node_modules/@modelcontextprotocol/sdk/package.json" \
-    || die "@modelcontextprotocol/sdk is missing after npm ci"
+  "$NPM" ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+  local f
+  for f in "$@"; do
+    test -f "$dir/node_modules/$f" || die "$name: $f is missing after npm ci"
+  done
   # The test runner compares these copies with the pins to detect a stale install.
-  printf '%s' "$node_stamp" >"$DEST/node/.stamp"
-fi
+  printf '%s' "$stamp" >"$dir/.stamp"
+}
+install_npm node "$HERE" \
+  @modelcontextprotocol/server-everything/dist/index.js @modelcontextprotocol/sdk/package.json
+install_npm node2 "$HERE/node2" \
+  @modelcontextprotocol/server/package.json @modelcontextprotocol/client/package.json \
+  @modelcontextprotocol/node/package.json zod/package.json
 
 # ---- Python venvs ------------------------------------------------------------------------
 py_version="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"

@@ -42,7 +42,9 @@ import anyio
 import mcp.types as types
 
 HERE = Path(__file__).resolve().parent
-SCENARIO = json.loads((HERE / "scenario.json").read_text())
+# scenario.json, or the file named by --scenario (scenario-era.json adds elicitation and change
+# notifications, for the servers that have those tools).
+SCENARIO: dict[str, Any] = json.loads((HERE / "scenario.json").read_text())
 MCP_VERSION = dist_version("mcp")
 MAJOR = int(MCP_VERSION.split(".")[0])
 
@@ -159,6 +161,8 @@ class Run:
         self.preamble_logs: list[dict[str, Any]] = []
         self.log_sink: list[dict[str, Any]] | None = None
         self.sampling_requests: list[Any] = []
+        self.elicit_requests: list[Any] = []
+        self.changes: list[dict[str, Any]] = []
         self.roots_requests = 0
         self.warnings = Warnings()
         logging.getLogger("mcp").addHandler(self.warnings)
@@ -205,6 +209,12 @@ class Run:
             stopReason=SCENARIO["sampling"]["stopReason"],
         )
 
+    async def on_elicit(self, context: Any, params: Any) -> Any:
+        self.note("elicitation/create")
+        p = dump(params)
+        self.elicit_requests.append(norm({"message": p.get("message"), "requestedSchema": p.get("requestedSchema")}))
+        return types.ElicitResult(action="accept", content={"answer": SCENARIO["elicitation"]["answer"]})
+
     async def on_roots(self, context: Any) -> Any:
         self.note("roots/list")
         self.roots_requests += 1
@@ -219,6 +229,11 @@ class Run:
         else:
             root = getattr(message, "root", message)
             params = getattr(root, "params", None)
+            method = getattr(root, "method", None)
+            if method == "notifications/resources/updated":
+                self.changes.append({"kind": "resources/updated", "uri": str(params.uri)})
+            elif method == "notifications/tools/list_changed":
+                self.changes.append({"kind": "tools/list_changed"})
             detail = dump(params) if params is not None else ""
             self.note(f"{getattr(root, 'method', type(root).__name__)} {json.dumps(detail)[:300]}")
 
@@ -233,6 +248,8 @@ class Run:
             message_handler=self.on_message,
             client_info=info,
         )
+        if SCENARIO.get("elicitation"):
+            callbacks["elicitation_callback"] = self.on_elicit
         async with AsyncExitStack() as stack:
             self.stage = "connect"
             http = http_options(a)
@@ -248,6 +265,9 @@ class Run:
                 server_info = client.server_info
                 protocol_version = client.protocol_version
                 self.meta["negotiation"] = "discover" if session.initialize_result is None else "initialize"
+                # Calls go through the Client, as an application makes them: it answers a
+                # 2026-07-28 server's input_required rounds with the callbacks above.
+                session = client
             else:
                 if a.transport == "stdio":
                     import shlex
@@ -358,6 +378,26 @@ class Run:
             else:
                 self.summary["roots"] = None
 
+            if SCENARIO.get("elicit"):
+                self.stage = "elicit"
+                e = SCENARIO["elicit"]
+                before = len(self.elicit_requests)
+                r = await session.call_tool(e["tool"], e["arguments"])
+                self.summary["elicit"] = {"handled": self.elicit_requests[before:], "result": tool_result(r)}
+
+            if SCENARIO.get("listen"):
+                # Subscribe, make the server change things, wait for the news.
+                self.stage = "listen"
+                li = SCENARIO["listen"]
+                await session.subscribe_resource(li["uri"])
+                before = len(self.changes)
+                r = await session.call_tool(li["touchTool"], {"uri": li["uri"]})
+                until = time.monotonic() + li["waitMs"] / 1000
+                while len(self.changes) - before < li["expect"] and time.monotonic() < until:
+                    await anyio.sleep(0.025)
+                got = sorted(self.changes[before:], key=lambda c: c["kind"])
+                self.summary["listen"] = {"touched": tool_result(r), "notifications": got}
+
             self.stage = "close"
         # Leaving the exit stack closes the session: the legacy client drops its GET stream, the
         # Streamable clients send DELETE (failures are only logged by the SDK: look for them).
@@ -402,9 +442,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=15.0)
     ap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
     ap.add_argument("--ca-file", metavar="PEM")
+    ap.add_argument("--scenario", metavar="FILE", help="instead of scenario.json (relative to this directory)")
     args = ap.parse_args()
     if (args.transport == "stdio") != bool(args.command) or (args.transport != "stdio") != bool(args.url):
         ap.error("--transport stdio takes --command, every other transport --url")
+    if args.scenario:
+        SCENARIO.clear()
+        SCENARIO.update(json.loads((HERE / args.scenario).read_text()))
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     run = Run(args)
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // TypeScript SDK (@modelcontextprotocol/sdk 1.x) interop client for mcp-bridge.
 //
-//   node ts_client.cjs --transport sse|streamable --url URL [--timeout SECONDS]
+//   node ts_client.cjs --transport sse|streamable --url URL [--timeout SECONDS] [--scenario FILE]
 //   node ts_client.cjs --transport stdio --command 'PROGRAM ARG...' [--timeout SECONDS]
 //
 // stdio: the SDK's own StdioClientTransport starts the server (--command split on blanks, no
 // shell, no quoting) and talks to it directly -- the reference for bridged runs.
 //
-// Runs the scenario of scenario.json and prints ONE JSON summary line on stdout; exits 0 on
+// Runs the scenario of scenario.json (or FILE: scenario-era.json adds elicitation and change
+// notifications, for the servers that have those tools) and prints ONE JSON summary line on stdout; exits 0 on
 // success, 1 on a scenario failure, 3 on the overall timeout. Diagnostics (the wire trace of the
 // last messages) go to stderr.
 //
@@ -29,10 +30,10 @@ const { createRequire } = require("node:module");
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const INTEROP_DIR = process.env.INTEROP_DIR || path.join(ROOT, ".interop");
 const NODE_DIR = path.join(INTEROP_DIR, "node");
-const SCENARIO = JSON.parse(fs.readFileSync(path.join(__dirname, "scenario.json"), "utf8"));
+let SCENARIO = null;
 
 function parseArgs(argv) {
-  const out = { transport: null, url: null, command: null, timeout: 15 };
+  const out = { transport: null, url: null, command: null, timeout: 15, scenario: path.join(__dirname, "scenario.json") };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -40,6 +41,7 @@ function parseArgs(argv) {
     else if (a === "--url") { out.url = v; i++; }
     else if (a === "--command") { out.command = v; i++; }
     else if (a === "--timeout") { out.timeout = Number(v); i++; }
+    else if (a === "--scenario") { out.scenario = path.resolve(__dirname, v); i++; }
     else { throw new Error(`unknown argument ${a}`); }
   }
   const stdio = out.transport === "stdio";
@@ -103,6 +105,7 @@ function fail(code, err) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  SCENARIO = JSON.parse(fs.readFileSync(args.scenario, "utf8"));
   const req = createRequire(path.join(NODE_DIR, "package.json"));
   const { Client } = req("@modelcontextprotocol/sdk/client/index.js");
   const { SSEClientTransport } = req("@modelcontextprotocol/sdk/client/sse.js");
@@ -145,9 +148,9 @@ async function main() {
     return origSend(msg, opts);
   };
 
-  const client = new Client(SCENARIO.clientInfo, {
-    capabilities: { sampling: {}, roots: { listChanged: false } },
-  });
+  const capabilities = { sampling: {}, roots: { listChanged: false } };
+  if (SCENARIO.elicitation) capabilities.elicitation = {};
+  const client = new Client(SCENARIO.clientInfo, { capabilities });
   client.onerror = (e) => { meta.errors.push(String(e && e.message ? e.message : e)); };
 
   const callbackLogs = [];
@@ -179,6 +182,21 @@ async function main() {
   client.setRequestHandler(types.ListRootsRequestSchema, () => {
     rootsRequests++;
     return { roots: SCENARIO.roots };
+  });
+
+  const elicitRequests = [];
+  if (SCENARIO.elicitation) {
+    client.setRequestHandler(types.ElicitRequestSchema, (r) => {
+      elicitRequests.push(norm({ message: r.params.message, requestedSchema: r.params.requestedSchema }));
+      return { action: "accept", content: { answer: SCENARIO.elicitation.answer } };
+    });
+  }
+  const changes = [];
+  client.setNotificationHandler(types.ResourceUpdatedNotificationSchema, (n) => {
+    changes.push({ kind: "resources/updated", uri: n.params.uri });
+  });
+  client.setNotificationHandler(types.ToolListChangedNotificationSchema, () => {
+    changes.push({ kind: "tools/list_changed" });
   });
 
   setStage("initialize");
@@ -299,6 +317,29 @@ async function main() {
     const r = await client.callTool({ name: rootsTool, arguments: SCENARIO.roots_tool.tools[rootsTool] });
     summary.roots = { tool: rootsTool, requests: rootsRequests - before, result: toolResult(r) };
   } else summary.roots = null;
+
+  // elicitation (scenarios that ask for it)
+  if (SCENARIO.elicit) {
+    setStage("elicit");
+    const before = elicitRequests.length;
+    const r = await client.callTool({ name: SCENARIO.elicit.tool, arguments: SCENARIO.elicit.arguments });
+    summary.elicit = { handled: elicitRequests.slice(before), result: toolResult(r) };
+  }
+
+  // change notifications: subscribe, make the server change things, wait for the news
+  if (SCENARIO.listen) {
+    setStage("listen");
+    const l = SCENARIO.listen;
+    await client.subscribeResource({ uri: l.uri });
+    const before = changes.length;
+    const r = await client.callTool({ name: l.touchTool, arguments: { uri: l.uri } });
+    const until = Date.now() + l.waitMs;
+    while (changes.length - before < l.expect && Date.now() < until) {
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    const got = changes.slice(before).sort((a, b) => a.kind.localeCompare(b.kind));
+    summary.listen = { touched: toolResult(r), notifications: got };
+  }
 
   // close
   setStage("close");

@@ -1,0 +1,390 @@
+//! The 2026-07-28 side of the dual-era `/mcp`: sessionless clients, served in front of any
+//! upstream. A POST is theirs when it says so (a modern `MCP-Protocol-Version`, or a modern
+//! `_meta` version in its body) and names no session; everything else is the 2025 path,
+//! unchanged.
+//!
+//! Each request is validated as a modern server must, then carried by an upstream session
+//! the bridge keeps (see [`crate::sessionless`]): `server/discover` is answered from that
+//! session's `initialize`; other requests pass byte for byte and their answers come back as
+//! an SSE stream with `resultType` spliced in; a server-to-client request (sampling,
+//! elicitation, roots) ends the response with `input_required` and a sealed `requestState`
+//! that the client's retry redeems, while the upstream call waits.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::stream;
+
+use super::{header_str, AppState, Credential};
+use crate::era::codes::{self, MODERN_VERSION};
+use crate::era::discover::{self, CacheHint};
+use crate::era::meta;
+use crate::era::mrtr::{self, InputRequiredBuilder};
+use crate::era::result;
+use crate::era::validate::{self, ServerFacts};
+use crate::error::{DownstreamError, Error};
+use crate::jsonrpc::{Id, Kind, Message};
+use crate::observe::Difference;
+use crate::session::SUPPORTED_VERSIONS;
+use crate::sessionless::{Inbox, Key, LendError, Lent, Pinned, Pool};
+use crate::sse;
+
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The methods a modern client may call through the bridge (the rest: 404 -32601).
+const METHODS: [&str; 9] = [
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// Whether a POST without a session belongs to the modern era.
+pub fn claims(req: &HttpRequest, body: &[u8]) -> bool {
+    if header_str(req, SESSION_HEADER).is_some() {
+        return false;
+    }
+    match header_str(req, VERSION_HEADER) {
+        Some(v) => !SUPPORTED_VERSIONS.contains(&v.trim()),
+        None => meta::read(body).is_ok_and(|m| m.is_modern()),
+    }
+}
+
+/// A modern client's GET or DELETE: the era has neither.
+pub fn refuses(req: &HttpRequest) -> bool {
+    header_str(req, SESSION_HEADER).is_none()
+        && header_str(req, VERSION_HEADER).is_some_and(|v| !SUPPORTED_VERSIONS.contains(&v.trim()))
+}
+
+pub async fn serve(
+    req: &HttpRequest,
+    body: Bytes,
+    app: &AppState,
+    who: Option<Credential>,
+) -> Result<HttpResponse, Error> {
+    let msg = Message::parse(body.clone()).map_err(DownstreamError::Parse)?;
+    if msg.kind != Kind::Request {
+        // Cancelling is closing the response stream in this era: nothing else to carry.
+        return Ok(super::accepted());
+    }
+    let known = |m: &str| METHODS.contains(&m);
+    let no_tool_headers = |_: &str| None;
+    let facts = ServerFacts {
+        supported: &[MODERN_VERSION],
+        knows_method: &known,
+        tool_headers: &no_tool_headers,
+    };
+    let accepted = match validate::validate(&body, req.headers(), &facts) {
+        Ok(a) => a,
+        Err(rejection) => {
+            let status = actix_web::http::StatusCode::from_u16(rejection.status)
+                .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+            return Ok(HttpResponse::build(status)
+                .content_type("application/json")
+                .body(rejection.body()));
+        }
+    };
+    let id = msg.id.clone().expect("validated requests have ids");
+    let credential = who.map(|c| c.0);
+    let headers = app.policy.headers.select(req.headers());
+    let pool = app.sessionless.clone();
+    let retry = mrtr::read_retry(&body)
+        .ok()
+        .filter(|r| r.request_state.is_some());
+    if let Some(retry) = retry {
+        let state = retry.request_state.as_deref().unwrap_or_default();
+        let Some(pinned) = pool
+            .sealer
+            .open(state, credential.as_ref())
+            .and_then(|t| pool.unpin(t))
+        else {
+            return Ok(rpc_error(
+                400,
+                &id,
+                codes::INVALID_PARAMS,
+                "unknown or expired requestState",
+            ));
+        };
+        // The answers go upstream as responses to the server's own requests.
+        for (key, result) in &retry.input_responses {
+            let Some(answer) = mrtr::legacy_response(key, result) else {
+                continue;
+            };
+            let answer = Message::parse(answer.into()).expect("well formed");
+            if let Err(e) = pinned.lent.send(answer, &headers).await {
+                pool.discard(&pinned.lent);
+                return Err(Error::upstream(e, Some(id)));
+            }
+        }
+        let level = log_rank(accepted.envelope.log_level.as_deref());
+        let serving = Serving {
+            pool,
+            lent: Some(pinned.lent),
+            key: pinned.key,
+            inbox: Some(pinned.inbox),
+            upstream_id: pinned.upstream_id,
+            client_id: id,
+            method: pinned.method,
+            level,
+            credential,
+        };
+        return Ok(serving.respond());
+    }
+    let key = Key::new(credential, &accepted.envelope);
+    let lent = match pool.lend(&key, &accepted.envelope, &headers).await {
+        Ok(l) => l,
+        Err(LendError::Busy(n)) => {
+            tracing::warn!(
+                open = n,
+                "every upstream session kept for sessionless clients is lent"
+            );
+            return Err(DownstreamError::SessionLimit.into());
+        }
+        Err(LendError::Upstream(e)) => return Err(Error::upstream(e, Some(id))),
+    };
+    if accepted.method == discover::METHOD {
+        let result = match discover::discover_result(
+            lent.init_result(),
+            &[MODERN_VERSION],
+            CacheHint::default(),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                pool.give_back(key, lent);
+                return Err(Error::upstream(
+                    crate::error::UpstreamError::Protocol(format!(
+                        "the upstream's initialize result: {e}"
+                    )),
+                    Some(id),
+                ));
+            }
+        };
+        lent.difference(
+            Difference::HandshakeTranslated,
+            Some(&msg),
+            "a sessionless client's server/discover, answered from the initialize of an upstream session the bridge keeps",
+        );
+        pool.give_back(key, lent);
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(response(&id, &result)));
+    }
+    let inbox = lent.begin();
+    if let Err(e) = lent.send(msg, &headers).await {
+        pool.discard(&lent);
+        return Err(Error::upstream(e, Some(id)));
+    }
+    let serving = Serving {
+        pool,
+        lent: Some(lent),
+        key,
+        inbox: Some(inbox),
+        upstream_id: id.clone(),
+        client_id: id,
+        method: accepted.method.into(),
+        level: log_rank(accepted.envelope.log_level.as_deref()),
+        credential,
+    };
+    Ok(serving.respond())
+}
+
+/// One request being answered from its lent upstream session.
+struct Serving {
+    pool: Arc<Pool>,
+    /// Given back (or pinned) once the answer is out; a request cut short discards it.
+    lent: Option<Arc<Lent>>,
+    key: Key,
+    inbox: Option<Inbox>,
+    upstream_id: Id,
+    client_id: Id,
+    method: Box<str>,
+    /// Least log severity the client asked for; `None`: it asked for none.
+    level: Option<usize>,
+    credential: Option<[u8; 32]>,
+}
+
+impl Serving {
+    fn respond(self) -> HttpResponse {
+        let frames = stream::unfold(self, |mut s| async move {
+            let frame = s.next().await?;
+            Some((Ok::<_, actix_web::Error>(frame), s))
+        });
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .streaming(frames)
+    }
+
+    /// The next SSE frame for the client; `None` after the answer.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            let lent = self.lent.clone()?;
+            let m = self.inbox.as_mut()?.recv().await;
+            let Some(m) = m else {
+                // The upstream session broke under the request.
+                self.finish(false);
+                let err = Message::error_response(
+                    Some(&self.client_id),
+                    -32603,
+                    "the upstream session ended before the answer",
+                );
+                return Some(frame(err.raw()));
+            };
+            match m.kind {
+                Kind::Response if m.id.as_ref() == Some(&self.upstream_id) => {
+                    let m = if self.client_id.json() != self.upstream_id.json() {
+                        m.with_id_text(&self.client_id)
+                    } else {
+                        m
+                    };
+                    let body = result::modernize_response(m.raw(), &self.method, CacheHint::default())
+                        .unwrap_or_else(|_| m.raw().to_vec());
+                    self.finish(true);
+                    return Some(frame(&body));
+                }
+                Kind::Response => lent.difference(
+                    Difference::MessageDropped,
+                    Some(&m),
+                    "a response to no request of this sessionless client",
+                ),
+                Kind::Notification if m.method() == Some("notifications/message") => {
+                    if self.level.is_some_and(|min| log_rank(level_of(&m).as_deref()).unwrap_or(0) >= min) {
+                        return Some(frame(m.raw()));
+                    }
+                }
+                Kind::Notification if m.method() == Some("notifications/progress") => {
+                    return Some(frame(m.raw()));
+                }
+                Kind::Notification => lent.difference(
+                    Difference::MessageDropped,
+                    Some(&m),
+                    "an unsolicited notification: a sessionless client gets those only on a listen stream",
+                ),
+                Kind::Request => {
+                    if let Some(f) = self.input_required(&lent, &m).await {
+                        return Some(f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A server-to-client request during the call: the response ends `input_required`,
+    /// the upstream call waits for the client's retry. Requests with no such form (`ping`)
+    /// are answered here.
+    async fn input_required(&mut self, lent: &Arc<Lent>, m: &Message) -> Option<Bytes> {
+        let mut builder = InputRequiredBuilder::new();
+        if builder.push_legacy_request(m.raw()).is_err() {
+            if let Some(id) = &m.id {
+                let reply = if m.method() == Some("ping") {
+                    Message::parse(response(id, "{}").into()).expect("well formed")
+                } else {
+                    Message::error_response(
+                        Some(id),
+                        -32601,
+                        "a sessionless client takes no such request",
+                    )
+                };
+                let _ = lent.send(reply, &Vec::new()).await;
+            }
+            return None;
+        }
+        let pinned = Pinned {
+            lent: self.lent.take()?,
+            key: self.key.clone(),
+            inbox: self.inbox.take()?,
+            upstream_id: self.upstream_id.clone(),
+            method: self.method.clone(),
+            since: std::time::Instant::now(),
+        };
+        let ticket = self.pool.pin(pinned);
+        let state = self.pool.sealer.seal(ticket, self.credential.as_ref());
+        let result = builder.build(Some(&state)).ok()?;
+        lent.difference(
+            Difference::InputRequired,
+            Some(m),
+            &format!(
+                "the upstream asked the client ({}) during request {}: answered input_required; the upstream call waits for the retry",
+                m.method().unwrap_or_default(),
+                self.client_id
+            ),
+        );
+        Some(frame(response(&self.client_id, &result).as_bytes()))
+    }
+
+    /// The answer is out: the session serves the next request, or is closed if it broke.
+    fn finish(&mut self, healthy: bool) {
+        self.inbox = None;
+        if let Some(lent) = self.lent.take() {
+            if healthy {
+                self.pool.give_back(self.key.clone(), lent);
+            } else {
+                self.pool.discard(&lent);
+            }
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // The client went away before its answer: the upstream call is abandoned with the
+        // session that carries it (closing it is the upstream's cancellation too).
+        if let Some(lent) = self.lent.take() {
+            self.pool.discard(&lent);
+        }
+    }
+}
+
+fn frame(body: &[u8]) -> Bytes {
+    sse::encode(Some("message"), None, body)
+}
+
+fn response(id: &Id, result: &str) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
+        id.json()
+    )
+}
+
+fn rpc_error(status: u16, id: &Id, code: i64, message: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(codes::error_body(Some(id.json()), code, message, None))
+}
+
+/// Severity rank of a `LoggingLevel` (debug = 0 … emergency = 7).
+fn log_rank(level: Option<&str>) -> Option<usize> {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS.iter().position(|l| Some(*l) == level)
+}
+
+fn level_of(m: &Message) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct N {
+        params: Option<P>,
+    }
+    #[derive(serde::Deserialize)]
+    struct P {
+        level: Option<String>,
+    }
+    serde_json::from_slice::<N>(m.raw()).ok()?.params?.level
+}
