@@ -38,6 +38,7 @@ pub mod pki;
 pub mod proc;
 pub mod server;
 pub mod sse;
+pub mod summary;
 
 pub use client::any::{connect, McpClient};
 pub use client::legacy::{LegacyClient, LegacyOptions};
