@@ -46,5 +46,5 @@ pub use client::streamable::{ResponseKind, StreamableClient, StreamableResponse}
 pub use client::{Exchange, Headers, RawResponse, ROOTS_REPLY, SAMPLING_REPLY_TEXT};
 pub use error::{Error, Result};
 pub use mcp::{LATEST_VERSION, SUPPORTED_VERSIONS};
-pub use server::{EndpointStyle, FakeServer, RecordedRequest, ServerOptions, Transport};
+pub use server::{EndpointStyle, Era, FakeServer, RecordedRequest, ServerOptions, Transport};
 pub use sse::{SseEvent, SseItem, SseParser};
