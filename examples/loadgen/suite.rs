@@ -95,8 +95,8 @@ pub struct SuiteArgs {
     /// Runs of each target in scenarios (a) and (b); the median one is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Only these scenarios (comma separated letters: a,b,c,d,e).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    /// Only these scenarios (comma separated letters: a,b,c,d,e,m).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m")]
     only: Vec<String>,
     /// Commit the figures belong to (for the report header).
     #[arg(long, default_value = "")]
