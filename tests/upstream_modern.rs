@@ -70,10 +70,9 @@ async fn a_server_of_another_revision_fails_initialize_promptly() {
             let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
             client.set_timeout(WAIT);
             let error = rpc_error(client.request("initialize", init_params()).await);
-            let message = error["message"].as_str().unwrap_or_default();
             assert!(
-                message.contains("2027-01-01") || message.contains("nsupported"),
-                "{what} {mode:?}: the error names the cause: {error}"
+                error.to_string().contains("2027-01-01"),
+                "{what} {mode:?}: the error names what the server supports: {error}"
             );
 
             let legacy = LegacyClient::connect(&bridge.url("/sse"), &[])
@@ -81,7 +80,10 @@ async fn a_server_of_another_revision_fails_initialize_promptly() {
                 .unwrap();
             legacy.set_timeout(WAIT);
             let error = rpc_error(legacy.request("initialize", init_params()).await);
-            assert!(error["code"].is_i64(), "{what} {mode:?}: {error}");
+            assert!(
+                error.to_string().contains("2027-01-01"),
+                "{what} {mode:?}: {error}"
+            );
 
             assert!(
                 started.elapsed() < WAIT / 2,
@@ -283,10 +285,149 @@ async fn removed_methods_stay_local_and_requests_are_stamped() {
     assert_eq!(list_sent.header("mcp-method"), Some("tools/list"));
     assert_eq!(list_sent.header("mcp-protocol-version"), Some("2026-07-28"));
 
+    let zurich = client
+        .request(
+            "tools/call",
+            json!({"name": "regional_echo", "arguments": {"region": "Zürich", "text": "hi"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(zurich.text(), Some("Zürich: hi"), "{}", zurich.response);
+
     let calls = posts_of(&server, "tools/call");
     assert_eq!(calls[0].header("mcp-name"), Some("=?base64?w6ljaG8=?="));
     assert_eq!(calls[1].header("mcp-name"), Some("regional_echo"));
     assert_eq!(calls[1].header("mcp-param-region"), Some("eu-west"));
+    assert_eq!(
+        calls[2].header("mcp-param-region"),
+        Some("=?base64?WsO8cmljaA==?=")
+    );
+}
+
+/// A client that calls a tool straight away (it knows the tools from an earlier session):
+/// the tool's `x-mcp-header` parameter must still travel as `Mcp-Param-*`, or the server
+/// refuses the call with -32020.
+#[actix_rt::test]
+async fn a_header_parameter_travels_without_a_prior_tools_list() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let bridge = bridge(&server.url(), MODERN);
+    let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    client.set_timeout(WAIT);
+    client.initialize("2025-06-18").await.unwrap();
+    let ex = client
+        .request(
+            "tools/call",
+            json!({"name": "regional_echo", "arguments": {"region": "eu-west", "text": "hi"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.text(), Some("eu-west: hi"), "{}", ex.response);
+}
+
+/// Logs flow as from a 2025 server until the client sets a level; after `logging/setLevel`
+/// "error" the server sends only what that level lets through (here: no info messages).
+#[actix_rt::test]
+async fn log_messages_follow_the_level_the_client_set() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let bridge = bridge(&server.url(), MODERN);
+    let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    client.set_timeout(WAIT);
+    client.initialize("2025-06-18").await.unwrap();
+
+    let before = client
+        .request("tools/call", progress_call(2, json!("t1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        notification_trace(&before.notifications),
+        ["log:step 1", "progress:1/2", "log:step 2", "progress:2/2"]
+    );
+    client
+        .request("logging/setLevel", json!({"level": "error"}))
+        .await
+        .unwrap();
+    let after = client
+        .request("tools/call", progress_call(2, json!("t2")))
+        .await
+        .unwrap();
+    assert_eq!(
+        notification_trace(&after.notifications),
+        ["progress:1/2", "progress:2/2"]
+    );
+    assert_eq!(after.text(), Some("done 2 steps"));
+}
+
+/// `elicitation/create` to a client without that capability: the client's error fails the
+/// call at once (no hang, no further round upstream).
+#[actix_rt::test]
+async fn an_input_request_the_client_cannot_serve_fails_the_call() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let bridge = bridge(&server.url(), MODERN);
+    let legacy = LegacyClient::connect(&bridge.url("/sse"), &[])
+        .await
+        .unwrap();
+    legacy.set_timeout(WAIT);
+    legacy.initialize("2024-11-05").await.unwrap();
+    let ex = legacy
+        .request(
+            "tools/call",
+            json!({"name": "elicit", "arguments": {"message": "ok?"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.server_requests[0]["method"], "elicitation/create");
+    assert_eq!(
+        ex.error().expect("an error")["code"],
+        -32601,
+        "{}",
+        ex.response
+    );
+    assert_eq!(posts_of(&server, "tools/call").len(), 1);
+}
+
+/// `resources/subscribe` is answered by the bridge and becomes the listen stream's
+/// `resourceSubscriptions`: the update reaches the client's GET stream. The listen stream
+/// ends with the session.
+#[actix_rt::test]
+async fn resource_subscriptions_ride_the_listen_stream_and_end_with_the_session() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let bridge = bridge(&server.url(), MODERN);
+    let client = StreamableClient::new(&bridge.url("/mcp"), &[]);
+    client.set_timeout(WAIT);
+    client.initialize("2025-06-18").await.unwrap();
+    let mut get = client.open_get(None).await.unwrap().into_sse().unwrap();
+    let ok = client
+        .request("resources/subscribe", json!({"uri": "file:///a"}))
+        .await
+        .unwrap();
+    assert_eq!(ok.result(), Some(&json!({})));
+    let subscribed = |s: &FakeServer| {
+        s.get_streams() == 1
+            && posts_of(s, "subscriptions/listen").last().is_some_and(|r| {
+                r.json().unwrap()["params"]["notifications"]["resourceSubscriptions"]
+                    == json!(["file:///a"])
+            })
+    };
+    assert!(
+        server.wait_until(subscribed, WAIT).await,
+        "listen re-opened with the URI"
+    );
+    let updated = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
+    assert_eq!(server.send_unsolicited(updated), 1);
+    let ev = get
+        .next_event(WAIT)
+        .await
+        .expect("resources/updated on the GET stream");
+    let msg: Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(msg["method"], "notifications/resources/updated");
+    assert_eq!(msg["params"]["uri"], "file:///a");
+
+    drop(get);
+    assert_eq!(client.delete().await.unwrap(), 200);
+    assert!(
+        server.wait_until(|s| s.get_streams() == 0, WAIT).await,
+        "the listen stream ends with the session"
+    );
 }
 
 /// MRTR through the bridge: the server's `input_required` becomes a sampling request on the

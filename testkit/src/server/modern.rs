@@ -5,7 +5,7 @@
 //! log message comes first), server-to-client requests are `input_required` results (MRTR),
 //! and unsolicited notifications ride `subscriptions/listen` streams. The tools are
 //! [`crate::mcp`]'s, so a call behaves as it does over the other transports; the ones that
-//! need the client (`sample`, `roots`) ask through MRTR here.
+//! need the client (`sample`, `roots`, and `elicit` here only) ask through MRTR.
 //!
 //! Fault knobs ([`super::ServerOptions`]): `modern_versions` / `discover_versions` (a server
 //! of another revision), `listen_drop_after` (listen streams that end), `header_mismatch_on_tool_calls`
@@ -324,7 +324,7 @@ fn severity(level: &str) -> Option<usize> {
     LEVELS.iter().position(|l| *l == level)
 }
 
-/// The tools that differ in this era: `sample` and `roots` ask through MRTR, `ask_forever`
+/// The tools that differ in this era: `sample`, `roots` and `elicit` ask through MRTR, `ask_forever`
 /// never stops asking, `écho` has a non-ASCII name and `regional_echo` an `x-mcp-header`.
 fn mrtr_tool(params: &Value) -> Option<Value> {
     let name = params.get("name").and_then(Value::as_str)?;
@@ -354,6 +354,15 @@ fn mrtr_tool(params: &Value) -> Option<Value> {
         "roots" => match answer("roots") {
             Some(r) => text_result(&r.get("roots").unwrap_or(&Value::Null).to_string()),
             None => input_required(roots, "roots"),
+        },
+        "elicit" => match answer("elicit") {
+            Some(r) => text_result(&r.get("action").unwrap_or(&Value::Null).to_string()),
+            None => input_required(
+                json!({"elicit": {"method": "elicitation/create", "params": {
+                    "mode": "form", "message": arg("message"),
+                    "requestedSchema": {"type": "object", "properties": {}}}}}),
+                "elicit",
+            ),
         },
         "ask_forever" => {
             let round = params
@@ -390,6 +399,8 @@ fn tools_list() -> Value {
     let mut list = mcp::tools_list();
     let string = json!({"type": "string"});
     let tools = list["tools"].as_array_mut().expect("a tool array");
+    tools.push(json!({"name": "elicit", "description": "Asks the user (elicitation/create) and returns the action",
+        "inputSchema": {"type": "object", "properties": {"message": string}}}));
     tools.push(json!({"name": "ask_forever", "description": "Answers input_required (roots/list) on every round",
         "inputSchema": {"type": "object", "properties": {}}}));
     tools.push(
