@@ -1,7 +1,7 @@
 //! `loadgen`: the load generator and benchmark driver of mcp-bridge (`make bench`).
 //!
 //! ```text
-//! loadgen upstream --transport legacy|streamable [--workers N]
+//! loadgen upstream --transport legacy|streamable|modern [--workers N]
 //!     A fast fake MCP upstream (the test kit's FakeServer). Prints `url <URL>`, then answers
 //!     `stats` on stdin with `stats <sessions> <open streams>`; exits when stdin closes.
 //! loadgen load --client legacy|streamable --url URL [--sessions N] [--threads T]
@@ -249,6 +249,7 @@ fn upstream(transport: ClientKind, workers: usize) {
     let opts = match transport {
         ClientKind::Legacy => ServerOptions::legacy(),
         ClientKind::Streamable => ServerOptions::streamable(),
+        ClientKind::Modern => ServerOptions::modern(),
     }
     .workers(workers)
     .record_requests(false)

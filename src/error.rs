@@ -101,6 +101,9 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("the upstream sent no endpoint event within {0:?}")]
     NoEndpoint(Duration),
+    /// The upstream speaks no protocol revision the bridge can serve this client with.
+    #[error("the upstream speaks no protocol revision the bridge supports: {0}")]
+    Incompatible(String),
     #[error("the bridge session is closed")]
     Closed,
 }
@@ -118,6 +121,7 @@ impl UpstreamError {
             UpstreamError::Protocol(_) => "protocol",
             UpstreamError::NoEndpoint(_) => "no_endpoint",
             UpstreamError::Closed => "closed",
+            UpstreamError::Incompatible(_) => "incompatible",
         }
     }
 

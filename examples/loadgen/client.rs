@@ -29,6 +29,9 @@ pub enum ClientKind {
     Legacy,
     /// Streamable HTTP (2025-06-18): POST/GET/DELETE on the MCP URL.
     Streamable,
+    /// Streamable HTTP of 2026-07-28: sessionless POSTs, each request stamped with `_meta`
+    /// and the era's headers (a raw modern client; only as a direct baseline).
+    Modern,
 }
 
 impl ClientKind {
@@ -36,13 +39,14 @@ impl ClientKind {
         match self {
             ClientKind::Legacy => "legacy",
             ClientKind::Streamable => "streamable",
+            ClientKind::Modern => "modern",
         }
     }
     /// The path this transport's endpoint has on the bridge.
     pub fn bridge_path(self) -> &'static str {
         match self {
             ClientKind::Legacy => "/sse",
-            ClientKind::Streamable => "/mcp",
+            ClientKind::Streamable | ClientKind::Modern => "/mcp",
         }
     }
 }
@@ -181,6 +185,37 @@ fn request_body(id: u64, method: &str, params: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
 }
 
+/// A 2026-07-28 request: `_meta` spliced into `params` (a JSON object without `_meta`), and
+/// the `Mcp-Name` value of a `tools/call` (plain ASCII names only: the bench's tools).
+fn modern_request(id: u64, method: &str, params: &str) -> Res<(String, Option<String>)> {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+    }
+    let rest = params
+        .trim_start()
+        .strip_prefix('{')
+        .ok_or("params must be an object")?;
+    if params.contains("\"_meta\"") {
+        return Err("the modern client stamps its own _meta (no progress tokens)".into());
+    }
+    let sep = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    let stamped = format!(r#"{{"_meta":{MODERN_META}{sep}{rest}"#);
+    let name = match method {
+        "tools/call" | "prompts/get" => serde_json::from_str::<Named<'_>>(params)
+            .map_err(|e| format!("params: {e}"))?
+            .name
+            .map(Cow::into_owned),
+        _ => None,
+    };
+    Ok((request_body(id, method, &stamped), name))
+}
+
 pub fn initialize_params(version: &str) -> String {
     format!(
         r#"{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"mcp-bridge-loadgen","version":"0.1"}}}}"#
@@ -208,7 +243,12 @@ pub struct Streamable {
     session: Option<String>,
     version: Option<String>,
     next_id: u64,
+    /// Speak 2026-07-28: stamp every request (see [`ClientKind::Modern`]).
+    modern: bool,
 }
+
+/// The `_meta` a 2026-07-28 client puts on every request.
+const MODERN_META: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"mcp-bridge-loadgen","version":"0.1"}}"#;
 
 impl Streamable {
     pub fn new(http: awc::Client, url: Rc<str>) -> Streamable {
@@ -218,7 +258,19 @@ impl Streamable {
             session: None,
             version: None,
             next_id: 1,
+            modern: false,
         }
+    }
+
+    /// A 2026-07-28 client: no session; `server/discover` instead of `initialize`.
+    pub async fn modern(http: awc::Client, url: Rc<str>) -> Res<Streamable> {
+        let mut c = Streamable {
+            modern: true,
+            version: Some("2026-07-28".into()),
+            ..Streamable::new(http, url)
+        };
+        c.request("server/discover", "{}", None).await?;
+        Ok(c)
     }
 
     fn with_session(&self, mut req: awc::ClientRequest) -> awc::ClientRequest {
@@ -232,10 +284,21 @@ impl Streamable {
     }
 
     async fn post(&mut self, body: String) -> Res<awc::ClientResponse> {
-        let req = self
+        self.post_with(body, &[]).await
+    }
+
+    async fn post_with(
+        &mut self,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Res<awc::ClientResponse> {
+        let mut req = self
             .with_session(self.http.post(&*self.url))
             .insert_header(("accept", "application/json, text/event-stream"))
             .insert_header(("content-type", "application/json"));
+        for h in headers {
+            req = req.insert_header(*h);
+        }
         let resp = req
             .send_body(body)
             .await
@@ -282,7 +345,16 @@ impl Streamable {
         let id = self.next_id;
         self.next_id += 1;
         let id_s = id.to_string();
-        let mut resp = self.post(request_body(id, method, params)).await?;
+        let mut resp = if self.modern {
+            let (body, name) = modern_request(id, method, params)?;
+            let mut headers = vec![("mcp-method", method)];
+            if let Some(name) = name.as_deref() {
+                headers.push(("mcp-name", name));
+            }
+            self.post_with(body, &headers).await?
+        } else {
+            self.post(request_body(id, method, params)).await?
+        };
         let status = resp.status();
         let ct = resp
             .headers()
@@ -640,6 +712,10 @@ impl Session {
                 c.initialize("2025-06-18").await?;
                 Ok(Session::Streamable(c, None))
             }
+            ClientKind::Modern => Ok(Session::Streamable(
+                Streamable::modern(http, url).await?,
+                None,
+            )),
         }
     }
 
@@ -665,6 +741,7 @@ impl Session {
                 drop(c);
                 Ok(())
             }
+            Session::Streamable(c, _) if c.modern => Ok(()),
             Session::Streamable(c, get) => {
                 drop(get);
                 c.delete().await
@@ -691,6 +768,25 @@ mod tests {
             r#"{"_meta":{"progressToken":"t"},"name":"p"}"#
         );
         assert_eq!(with_token("{}", "1"), r#"{"_meta":{"progressToken":1}}"#);
+    }
+
+    #[test]
+    fn modern_stamp() {
+        let (body, name) =
+            modern_request(3, "tools/call", r#"{"name":"echo","arguments":{}}"#).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert_eq!(v["params"]["name"], "echo");
+        assert_eq!(name.as_deref(), Some("echo"));
+        let (body, name) = modern_request(4, "server/discover", "{}").unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+            "{body}"
+        );
+        assert_eq!(name, None);
     }
 
     #[test]

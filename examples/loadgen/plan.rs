@@ -13,6 +13,8 @@ pub(super) fn idx(k: ClientKind) -> usize {
     match k {
         ClientKind::Legacy => 0,
         ClientKind::Streamable => 1,
+        // Not in `UPSTREAMS`: the modern scenario has its own upstream and bridge.
+        ClientKind::Modern => 2,
     }
 }
 
@@ -108,9 +110,43 @@ pub(super) fn scenarios(args: &SuiteArgs) -> Vec<Scenario> {
     ]
 }
 
+/// (m): issue 14's figure — a Streamable client's echo through the bridge to a 2026-07-28
+/// upstream (initialize answered from discover, every call stamped), against the same call
+/// made directly by a raw 2026-07-28 client.
+pub(super) fn modern_scenario(args: &SuiteArgs) -> Scenario {
+    Scenario {
+        key: "m",
+        title: "(m) 1 session, sequential echo, 2026-07-28 upstream".into(),
+        sessions: 1,
+        threads: 1,
+        warmup: 0.5,
+        seconds: args.seconds,
+        max_calls: 1_000_000,
+        call: Call::Echo,
+    }
+}
+
+/// The two targets of (m): the raw modern client direct, a Streamable client via the bridge.
+pub(super) fn modern_targets(upstream: &str, bridge: &str) -> Vec<Target> {
+    vec![
+        Target {
+            key: direct_key(ClientKind::Modern),
+            url: upstream.to_string(),
+            client: ClientKind::Modern,
+            upstream: ClientKind::Modern,
+        },
+        Target {
+            key: bridge_key(ClientKind::Streamable, ClientKind::Modern),
+            url: format!("{bridge}{}", ClientKind::Streamable.bridge_path()),
+            client: ClientKind::Streamable,
+            upstream: ClientKind::Modern,
+        },
+    ]
+}
+
 /// Runs of each target: (a) and (b) are repeated and their median reported.
 pub(super) fn repeats(sc: &Scenario, args: &SuiteArgs) -> usize {
-    if matches!(sc.key, "a" | "b") {
+    if matches!(sc.key, "a" | "b" | "m") {
         args.repeat.max(1)
     } else {
         1
@@ -191,7 +227,7 @@ pub(super) fn idle_plan(client: ClientKind, args: &SuiteArgs, limit: usize) -> I
     // a Streamable one holds one (its upstream stream) when the client does not listen.
     let per_session = match client {
         ClientKind::Legacy => 2,
-        ClientKind::Streamable => 1,
+        ClientKind::Streamable | ClientKind::Modern => 1,
     };
     let cap = limit.saturating_sub(400) / per_session;
     let sizes: Vec<usize> = args.idle.iter().map(|&n| n.min(cap)).collect();

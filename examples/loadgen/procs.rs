@@ -113,6 +113,7 @@ pub(super) fn start_bridge(up: &Upstream, args: &SuiteArgs, tag: &str) -> Result
         match up.kind {
             ClientKind::Legacy => "sse",
             ClientKind::Streamable => "streamable",
+            ClientKind::Modern => "streamable-2026",
         },
         "--listen",
         "127.0.0.1:0",

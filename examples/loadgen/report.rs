@@ -214,6 +214,14 @@ pub(super) fn markdown(rep: &Report, args: &SuiteArgs) -> String {
     let mut t = Table::default();
     let mut checks = Checks::new();
     for (title, results) in &rep.load {
+        if title.starts_with("(m)") {
+            let (client, up) = (ClientKind::Streamable, ClientKind::Modern);
+            if let Some(b) = results.get(&bridge_key(client, up)) {
+                let direct = results.get(&direct_key(up));
+                LoadPair::new(title, client, up, direct, b).rows(&mut t, &mut checks);
+            }
+            continue;
+        }
         for client in PAIRS_CLIENTS {
             for up in UPSTREAMS {
                 if let Some(b) = results.get(&bridge_key(client, up)) {
@@ -274,7 +282,7 @@ impl<'a> LoadPair<'a> {
     }
 
     fn rows(&self, t: &mut Table, checks: &mut Checks) {
-        if self.title.starts_with("(a)") {
+        if self.title.starts_with("(a)") || self.title.starts_with("(m)") {
             self.latency_rows(t, checks);
         } else if self.title.starts_with("(b)") {
             self.throughput_rows(t, checks);
@@ -543,7 +551,8 @@ fn header(rep: &Report) -> String {
             md += &format!("- {k}: {v}\n");
         }
     }
-    md += "- direct = the same client transport straight to the fast upstream of that transport; ratio = via bridge / direct\n\n";
+    md += "- direct = the same client transport straight to the fast upstream of that transport; ratio = via bridge / direct\n";
+    md += "- (m): direct = a raw 2026-07-28 client (stamped `_meta`, the era's headers) straight to the fake 2026-07-28 upstream; via bridge = a Streamable (2025-06-18) client through `--upstream-transport streamable-2026`\n\n";
     md
 }
 

@@ -40,6 +40,9 @@ pub(super) fn run_suite(args: &SuiteArgs) -> Result<bool, String> {
     if scenarios.iter().any(|s| args.only(s.key)) {
         clean &= run_load(&scenarios, &ups, args, &mut report)?;
     }
+    if args.only("m") {
+        clean &= run_modern(args, &mut report)?;
+    }
     if args.only("d") {
         clean &= run_idle(&mut ups, args, &mut report)?;
     }
@@ -134,10 +137,37 @@ fn run_scenario(
     let up_urls: Vec<&str> = ups.iter().map(|u| u.url.as_str()).collect();
     let bases: Vec<&str> = bridges.iter().map(|b| b.base.as_str()).collect();
     let targets = plan::targets(&up_urls, &bases);
+    let bridge_pid =
+        |t: &Target| (!t.key.starts_with("direct")).then(|| bridges[idx(t.upstream)].proc.pid());
+    run_targets(sc, &targets, &bridge_pid, args, report)
+}
+
+/// (m): its own 2026-07-28 upstream and a bridge in front of it (`streamable-2026`).
+fn run_modern(args: &SuiteArgs, report: &mut Report) -> Result<bool, String> {
+    let sc = plan::modern_scenario(args);
+    let up = start_upstream(ClientKind::Modern, args)?;
+    let bridge = start_bridge(&up, args, "load-modern")?;
+    say(format!(
+        "2026-07-28 upstream {}, bridge {}",
+        up.url, bridge.base
+    ));
+    let targets = plan::modern_targets(&up.url, &bridge.base);
+    let bridge_pid = |t: &Target| (!t.key.starts_with("direct")).then(|| bridge.proc.pid());
+    Ok(run_targets(&sc, &targets, &bridge_pid, args, report))
+}
+
+/// Every target of a scenario, repeated round-robin; the median run of each is reported.
+fn run_targets(
+    sc: &Scenario,
+    targets: &[Target],
+    bridge_pid: &dyn Fn(&Target) -> Option<u32>,
+    args: &SuiteArgs,
+    report: &mut Report,
+) -> bool {
     let mut clean = true;
     let mut runs: BTreeMap<String, Vec<LoadResult>> = BTreeMap::new();
     for rep in 0..plan::repeats(sc, args) {
-        for target in &targets {
+        for target in targets {
             // The call the server at the far end understands.
             let Some(call) = plan::call_for(sc.call, target.upstream, args) else {
                 if rep == 0 {
@@ -159,9 +189,7 @@ fn run_scenario(
                 call,
                 call_timeout: Duration::from_secs(10),
             };
-            let bridge_pid = (!target.key.starts_with("direct"))
-                .then(|| bridges[idx(target.upstream)].proc.pid());
-            let r = run_target(sc, target, &spec, bridge_pid, rep, report);
+            let r = run_target(sc, target, &spec, bridge_pid(target), rep, report);
             clean &= r.clean();
             runs.entry(target.key.clone()).or_default().push(r);
         }
@@ -206,7 +234,7 @@ fn run_target(
 /// with the errors and notification checks of every repeat summed.
 fn median(sc: &Scenario, mut rs: Vec<LoadResult>) -> LoadResult {
     let metric = |r: &LoadResult| match sc.key {
-        "a" => r.latency.p50_us,
+        "a" | "m" => r.latency.p50_us,
         "c" => r.notifications_per_s,
         _ => r.calls_per_s,
     };

@@ -230,6 +230,7 @@ async fn open_once(
                 .await?;
             Ok(t.elapsed())
         }
+        ClientKind::Modern => Err("scenario f opens sessions: a 2026-07-28 client has none".into()),
     }
 }
 

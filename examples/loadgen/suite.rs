@@ -124,9 +124,9 @@ pub struct SuiteArgs {
     /// Concurrent sessions of scenario g.
     #[arg(long, default_value_t = 8)]
     stdio_sessions: usize,
-    /// Only these scenarios (comma separated letters: a,b,c,d,e; f,g are the stdio ones and
-    /// need --stdio-command).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    /// Only these scenarios (comma separated letters: a,b,c,d,e,m; f,g are the stdio ones
+    /// and need --stdio-command).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m")]
     only: Vec<String>,
     /// Commit the figures belong to (for the report header).
     #[arg(long, default_value = "")]

@@ -10,7 +10,7 @@ use crate::jsonrpc::Kind;
 
 pub const DIRECTIONS: [&str; 2] = ["client_to_upstream", "upstream_to_client"];
 const KINDS: [Kind; 3] = [Kind::Request, Kind::Notification, Kind::Response];
-pub const ERROR_CLASSES: [&str; 9] = [
+pub const ERROR_CLASSES: [&str; 10] = [
     "connect",
     "timeout",
     "auth",
@@ -20,6 +20,7 @@ pub const ERROR_CLASSES: [&str; 9] = [
     "protocol",
     "no_endpoint",
     "closed",
+    "incompatible",
 ];
 /// Methods with their own latency series; anything else is `other`.
 const METHODS: [&str; 18] = [

@@ -73,6 +73,9 @@ struct Round {
 struct State {
     /// `x-mcp-header` parameters per tool, from the last `tools/list`.
     tool_headers: HashMap<String, Vec<ParamHeader>>,
+    /// Whether the bridge fetched the tool list itself (for a call naming a tool it had not
+    /// seen listed: its `Mcp-Param-*` headers are required).
+    tools_fetched: bool,
     /// Bridge-minted server-to-client request id → (the client's request, the input key).
     asked: HashMap<Id, (Id, String)>,
     rounds: HashMap<Id, Round>,
@@ -128,8 +131,8 @@ pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamErro
         None => return Err(rejection(&answer, "server/discover")),
     };
     if found.pick_version(&[MODERN_VERSION]).is_none() {
-        return Err(UpstreamError::Protocol(format!(
-            "the upstream supports {:?}, not {MODERN_VERSION}",
+        return Err(UpstreamError::Incompatible(format!(
+            "it supports {:?}, the bridge {MODERN_VERSION}",
             found.supported_versions
         )));
     }
@@ -295,6 +298,9 @@ impl Upstream {
         client_id: Id,
         headers: ForwardHeaders,
     ) -> Result<(), UpstreamError> {
+        if self.needs_tool_list(&body) {
+            self.fetch_tools(&headers).await;
+        }
         let tool = self.tool_headers_for(&body);
         let era = era_headers_of(&body, &tool);
         let resp = post(&self.client, &self.shared, &body, &era, &headers).await?;
@@ -592,29 +598,68 @@ impl Upstream {
         }
     }
 
+    /// A `tools/call` of a tool this session never saw listed (a client may reuse a list
+    /// from an earlier session): its header parameters are unknown.
+    fn needs_tool_list(&self, body: &[u8]) -> bool {
+        let st = self.st.borrow();
+        !st.tools_fetched
+            && tool_name(body).is_some_and(|name| !st.tool_headers.contains_key(&name))
+    }
+
+    /// Fetch the server's tool list (every page) to learn the tools' header parameters.
+    /// Best effort: without it the call goes out without them and the server says so.
+    async fn fetch_tools(&self, headers: &ForwardHeaders) {
+        self.st.borrow_mut().tools_fetched = true;
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_TOOL_PAGES {
+            let id = self.mint_id();
+            let params = match &cursor {
+                Some(c) => format!(
+                    "{{\"cursor\":{}}}",
+                    serde_json::to_string(c).expect("a string")
+                ),
+                None => "{}".into(),
+            };
+            let bare = format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"tools/list\",\"params\":{params}}}",
+                id.json()
+            );
+            let env = self.env.borrow().clone();
+            let Ok(body) = meta::stamp(bare.as_bytes(), &env) else {
+                return;
+            };
+            let answer = match post(
+                &self.client,
+                &self.shared,
+                &body,
+                &era_headers_of(&body, &[]),
+                headers,
+            )
+            .await
+            {
+                Ok(resp) => read_answer(resp, &self.shared, &id).await,
+                Err(e) => Err(e),
+            };
+            let Some(result) = answer
+                .ok()
+                .as_ref()
+                .and_then(result_text)
+                .map(str::to_owned)
+            else {
+                return;
+            };
+            self.learn_tools(&result);
+            cursor = next_cursor(&result);
+            if cursor.is_none() {
+                return;
+            }
+        }
+    }
+
     fn tool_headers_for(&self, body: &[u8]) -> Vec<ParamHeader> {
-        #[derive(Deserialize)]
-        struct Call<'a> {
-            method: Option<&'a str>,
-            params: Option<Named>,
-        }
-        #[derive(Deserialize)]
-        struct Named {
-            name: Option<String>,
-        }
-        let Ok(call) = serde_json::from_slice::<Call<'_>>(body) else {
-            return Vec::new();
-        };
-        match (call.method, call.params.and_then(|p| p.name)) {
-            (Some("tools/call"), Some(name)) => self
-                .st
-                .borrow()
-                .tool_headers
-                .get(&name)
-                .cloned()
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        }
+        tool_name(body)
+            .and_then(|name| self.st.borrow().tool_headers.get(&name).cloned())
+            .unwrap_or_default()
     }
 
     fn start_listen(self: &Rc<Self>) {
@@ -738,6 +783,35 @@ impl Upstream {
             self.difference(kind, Some(msg), reason);
         }
     }
+}
+
+/// Pages of `tools/list` the bridge reads on its own before giving up.
+const MAX_TOOL_PAGES: usize = 16;
+
+/// The tool a `tools/call` body names.
+fn tool_name(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Call<'a> {
+        method: Option<&'a str>,
+        params: Option<Named>,
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    let call = serde_json::from_slice::<Call<'_>>(body).ok()?;
+    (call.method == Some("tools/call"))
+        .then_some(call.params?.name)
+        .flatten()
+}
+
+fn next_cursor(list_result: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(rename = "nextCursor")]
+        next_cursor: Option<String>,
+    }
+    serde_json::from_str::<Page>(list_result).ok()?.next_cursor
 }
 
 /// POST a body with the era's headers and the client's forwarded ones.

@@ -1,6 +1,7 @@
 //! `mcp-testkit`: fake MCP servers and raw clients for testing `mcp-bridge`.
 //!
-//! - [`FakeServer`] speaks either transport (legacy HTTP+SSE or Streamable HTTP) on its own
+//! - [`FakeServer`] speaks either transport (legacy HTTP+SSE or Streamable HTTP; the latter
+//!   also in its sessionless 2026-07-28 revision, [`ServerOptions::modern`]) on its own
 //!   thread, behaves like the official SDK servers on the wire, records every request and lets a
 //!   test misbehave on purpose (expire sessions, kill streams, drop a POST stream mid-call).
 //! - [`LegacyClient`] and [`StreamableClient`] are raw awc clients that show exactly what came
@@ -47,5 +48,5 @@ pub use client::streamable::{ResponseKind, StreamableClient, StreamableResponse}
 pub use client::{Exchange, Headers, RawResponse, ROOTS_REPLY, SAMPLING_REPLY_TEXT};
 pub use error::{Error, Result};
 pub use mcp::{LATEST_VERSION, SUPPORTED_VERSIONS};
-pub use server::{EndpointStyle, FakeServer, RecordedRequest, ServerOptions, Transport};
+pub use server::{EndpointStyle, Era, FakeServer, RecordedRequest, ServerOptions, Transport};
 pub use sse::{SseEvent, SseItem, SseParser};

@@ -411,7 +411,7 @@ fn error_result(text: &str) -> Value {
     json!({"content": [{"type": "text", "text": text}], "isError": true})
 }
 
-fn tools_list() -> Value {
+pub(crate) fn tools_list() -> Value {
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
     let int = json!({"type": "integer", "minimum": 0});
     let string = json!({"type": "string"});

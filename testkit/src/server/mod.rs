@@ -5,6 +5,8 @@
 
 mod conn;
 mod legacy;
+mod modern;
+mod modern_check;
 pub mod stdio;
 mod streamable;
 pub(crate) mod util;
@@ -30,6 +32,17 @@ pub enum Transport {
     Streamable,
     /// Legacy HTTP+SSE (2024-11-05): `GET /sse` + `POST /messages…`.
     Legacy,
+}
+
+/// Which revision of Streamable HTTP the fake server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Era {
+    /// 2025-03-26 … 2025-11-25: sessions, `initialize`, a GET stream.
+    #[default]
+    Sessionful,
+    /// 2026-07-28 only: sessionless, `server/discover`, MRTR, `subscriptions/listen`; every
+    /// earlier request is refused as the spec says (see `modern.rs`).
+    Modern,
 }
 
 /// How the legacy server writes its `endpoint` event and stream, after a real SDK.
@@ -99,6 +112,18 @@ pub struct ServerOptions {
     /// of `/mcp` / `/sse`: one URL that can change transport when the server is "upgraded".
     pub path: Option<&'static str>,
 
+    // --- Streamable HTTP, 2026-07-28 (`era: Era::Modern`) ---
+    pub era: Era,
+    /// Versions the modern server serves; a request for another gets 400 -32022.
+    pub modern_versions: &'static [&'static str],
+    /// What `server/discover` lists, when it should differ from `modern_versions`.
+    pub discover_versions: Option<&'static [&'static str]>,
+    /// End each `subscriptions/listen` stream cleanly after this many notifications (the
+    /// acknowledgement not counted).
+    pub listen_drop_after: Option<usize>,
+    /// Refuse every `tools/call` with 400 -32020 (header mismatch), whatever its headers.
+    pub header_mismatch_on_tool_calls: bool,
+
     // --- Legacy HTTP+SSE ---
     pub endpoint_style: EndpointStyle,
     /// Py style only: interval of the `: ping - <time>` comments.
@@ -128,6 +153,11 @@ impl Default for ServerOptions {
             keepalive_interval: None,
             require_bearer: None,
             path: None,
+            era: Era::Sessionful,
+            modern_versions: &["2026-07-28"],
+            discover_versions: None,
+            listen_drop_after: None,
+            header_mismatch_on_tool_calls: false,
             endpoint_style: EndpointStyle::Ts,
             ping_interval: Duration::from_secs(15),
             send_endpoint: true,
@@ -155,8 +185,21 @@ impl ServerOptions {
         }
     }
 
+    /// A 2026-07-28-only Streamable HTTP server (sessionless, `POST /mcp`).
+    pub fn modern() -> Self {
+        Self {
+            era: Era::Modern,
+            ..Self::default()
+        }
+    }
+
     setters! {
         transport: Transport,
+        era: Era,
+        modern_versions: &'static [&'static str],
+        discover_versions: Option<&'static [&'static str]>,
+        listen_drop_after: Option<usize>,
+        header_mismatch_on_tool_calls: bool,
         workers: usize,
         record_requests: bool,
         client_response_timeout: Duration,
@@ -328,9 +371,12 @@ impl FakeServer {
         let addr = listener.local_addr().expect("local addr");
         let bearer = opts.require_bearer;
         let shared = Arc::new(Shared::new(opts));
-        let backend: Arc<dyn Backend> = match transport {
-            Transport::Streamable => Arc::new(streamable::Streamable::new(shared.clone())),
-            Transport::Legacy => Arc::new(legacy::Legacy::new(shared.clone())),
+        let backend: Arc<dyn Backend> = match (transport, shared.opts.era) {
+            (Transport::Streamable, Era::Modern) => Arc::new(modern::Modern::new(shared.clone())),
+            (Transport::Streamable, Era::Sessionful) => {
+                Arc::new(streamable::Streamable::new(shared.clone()))
+            }
+            (Transport::Legacy, _) => Arc::new(legacy::Legacy::new(shared.clone())),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let app_backend = backend.clone();
@@ -527,7 +573,8 @@ impl FakeServer {
     }
 
     /// Streams that [`FakeServer::send_unsolicited`] would reach right now: Streamable sessions
-    /// with their standalone GET stream attached; legacy session streams.
+    /// with their standalone GET stream attached; legacy session streams; 2026-07-28
+    /// `subscriptions/listen` streams.
     pub fn get_streams(&self) -> usize {
         self.backend.get_streams()
     }
