@@ -12,6 +12,7 @@ pub mod downstream;
 pub mod error;
 pub mod jsonrpc;
 pub mod observe;
+pub mod replica;
 pub mod session;
 pub mod sse;
 pub mod tls;
