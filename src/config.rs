@@ -8,9 +8,11 @@ use clap::{Parser, ValueEnum};
 use url::Url;
 
 mod deploy;
+mod replica;
 pub use deploy::{
     check_token, CorsOrigins, Deploy, DeployArgs, HeaderSource, Secret, StaticHeader, TlsFiles,
 };
+pub use replica::{ReplicaArgs, Replicas};
 
 /// Which transport the upstream server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,6 +130,10 @@ pub struct Cli {
     #[command(flatten)]
     pub deploy: DeployArgs,
 
+    /// Replicas with a session directory in Redis (`--redis`, see docs/REPLICAS.md).
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+
     /// Events kept per Streamable client stream for replay after a reconnect.
     #[arg(long, env = "MCP_BRIDGE_REPLAY_EVENTS", default_value_t = 1024)]
     pub replay_events: usize,
@@ -223,6 +229,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub deploy: Deploy,
+    /// `None` without `--redis`.
+    pub replicas: Option<Replicas>,
     pub replay: ReplayLimits,
     pub journal: Option<std::path::PathBuf>,
     pub journal_bodies: bool,
@@ -342,6 +350,7 @@ impl TryFrom<Cli> for Config {
             ));
         }
         let deploy = Deploy::try_from(cli.deploy)?;
+        let replicas = Replicas::from_args(cli.replica)?;
         let mut allowed_origins: Vec<String> = cli
             .allowed_origins
             .iter()
@@ -382,6 +391,7 @@ impl TryFrom<Cli> for Config {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             deploy,
+            replicas,
             replay: ReplayLimits {
                 events: cli.replay_events,
                 bytes: cli.replay_bytes,
