@@ -112,7 +112,8 @@ pub fn ping(addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    s.write_all(b"PING\r\n").map_err(|e| format!("write: {e}"))?;
+    s.write_all(b"PING\r\n")
+        .map_err(|e| format!("write: {e}"))?;
     let mut got = Vec::new();
     let mut buf = [0u8; 64];
     while !got.ends_with(b"\r\n") && Instant::now() < deadline {

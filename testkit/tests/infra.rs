@@ -108,7 +108,8 @@ fn get(s: &mut BufReader<TcpStream>) -> String {
 fn haproxy_rotates_every_request_across_its_backends() {
     let lb = Haproxy::start(&[backend("b0"), backend("b1"), backend("b2")]);
     let conn = TcpStream::connect(lb.addr()).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut conn = BufReader::new(conn);
     let seen: Vec<String> = (0..6).map(|_| get(&mut conn)).collect();
     // Round-robin on ONE keep-alive connection: no stickiness.
