@@ -1,5 +1,6 @@
 //! Smoke tests of the real-infrastructure helpers: a redis-server that answers and stops, and
-//! an haproxy that rotates every request, even on one keep-alive connection.
+//! an haproxy that rotates every request, even on one keep-alive connection, and passes SSE
+//! events on as they come.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -122,4 +123,49 @@ fn haproxy_rotates_every_request_across_its_backends() {
     let addr = lb.addr();
     drop(lb);
     assert!(TcpStream::connect(addr).is_err(), "dropped means stopped");
+}
+
+/// A backend that answers with an SSE stream: one event at once, then holds the stream open
+/// until `release` is dropped.
+fn sse_backend(release: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = l.accept().unwrap();
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let event = "data: one\n\n";
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                    Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+        w.write_all(format!("{head}{:x}\r\n{event}\r\n", event.len()).as_bytes())
+            .unwrap();
+        let _ = release.recv();
+    });
+    addr
+}
+
+#[test]
+fn haproxy_passes_an_sse_event_on_while_the_stream_stays_open() {
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let lb = Haproxy::start(&[sse_backend(release)]);
+    let mut conn = TcpStream::connect(lb.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("data: one\n\n") {
+        let n = conn
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("no event through haproxy ({e}): {got:?}"));
+        assert!(n > 0, "stream closed before the event: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    drop(hold);
 }

@@ -70,11 +70,14 @@ fi
 cleanup() { [[ "$own_policy" == 1 ]] && rm -f "$policy"; return 0; }
 trap cleanup EXIT
 
+export DEBIAN_FRONTEND=noninteractive
+apt_install() { apt-get install -y --no-install-recommends --allow-downgrades "${wanted[@]}" >&2; }
 # The pinned version may only be in a list that was never fetched on this machine.
-if ! apt-get install -y --no-install-recommends "${wanted[@]}" >&2; then
+if ! apt_install; then
   log "apt-get install failed; refreshing the package lists once and retrying"
   apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${wanted[@]}" >&2
+  apt_install || die "cannot install ${wanted[*]}: is the pin still offered? \
+(apt-cache policy ${wanted[*]%%=*}); update the pins at the top of $0"
 fi
 
 # Belt and braces: where a service manager started the daemons anyway, stop them.
