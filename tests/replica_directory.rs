@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcp_bridge::replica::{
-    Directory, Keys, OwnerSeen, RedisTarget, Replica, SessionRecord, Takeover, Transport, Ttls,
+    Directory, Keys, OwnerSeen, RedisTarget, Replica, SessionRecord, SessionUpdate, Takeover,
+    Transport, Ttls,
 };
 use mcp_testkit::redis_server::RedisServer;
 use redis::AsyncCommands;
@@ -130,7 +131,11 @@ async fn replicas_register_list_deregister_and_expire() {
 async fn session_records_are_created_once_read_back_refreshed_by_their_owner_and_expire() {
     let redis = RedisServer::start();
     let dir = directory(&redis, SHORT).await;
-    let rec = record("s1", "r1");
+    let rec = SessionRecord {
+        upstream_transport: None,
+        initialized: None,
+        ..record("s1", "r1")
+    };
     assert!(dir.create_session(&rec).await.unwrap());
     assert!(
         !dir.create_session(&record("s1", "r9")).await.unwrap(),
@@ -144,16 +149,33 @@ async fn session_records_are_created_once_read_back_refreshed_by_their_owner_and
     let ttl = pttl(&redis, "test:session:s1").await;
     assert!(ttl > 0 && ttl <= 400, "session TTL {ttl}");
 
-    assert!(dir
-        .set_upstream_session("s1", "r1", Some("up-7"))
-        .await
-        .unwrap());
-    assert!(!dir
-        .set_upstream_session("s1", "r9", Some("evil"))
-        .await
-        .unwrap());
+    // What the owner learns later lands in the record; nobody else can write it.
+    let up = |s: &str| SessionUpdate::UpstreamSession(Some(s.into()));
+    assert!(dir.update_session("s1", "r1", up("up-7")).await.unwrap());
+    assert!(!dir.update_session("s1", "r9", up("evil")).await.unwrap());
+    let initialized =
+        Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let updates = [
+        SessionUpdate::UpstreamTransport(Transport::Streamable),
+        SessionUpdate::Initialized(initialized.clone()),
+    ];
+    for u in updates {
+        assert!(dir.update_session("s1", "r1", u).await.unwrap());
+    }
     let got = dir.lookup_session("s1").await.unwrap().unwrap();
-    assert_eq!(got.upstream_session.as_deref(), Some("up-7"));
+    assert_eq!(
+        got,
+        SessionRecord {
+            upstream_session: Some("up-7".into()),
+            upstream_transport: Some(Transport::Streamable),
+            initialized: Some(initialized),
+            ..rec.clone()
+        }
+    );
+    let none = SessionUpdate::UpstreamSession(None);
+    assert!(dir.update_session("s1", "r1", none).await.unwrap());
+    let got = dir.lookup_session("s1").await.unwrap().unwrap();
+    assert_eq!(got.upstream_session, None);
 
     assert!(!dir.delete_session("s1", "r9").await.unwrap());
     assert!(dir.delete_session("s1", "r1").await.unwrap());
@@ -310,7 +332,7 @@ async fn every_key_the_directory_writes_expires() {
             .unwrap();
     }
     dir.refresh_session("s0", "r1").await.unwrap();
-    dir.set_upstream_session("s1", "r1", Some("u"))
+    dir.update_session("s1", "r1", SessionUpdate::UpstreamSession(Some("u".into())))
         .await
         .unwrap();
     dir.take_over("s2", "r1", "r3", OwnerSeen::Unreachable)

@@ -20,7 +20,7 @@ use redis::IntoConnectionInfo;
 
 pub use keys::Keys;
 pub use registry::Replica;
-pub use sessions::{OwnerSeen, SessionRecord, Takeover, Transport};
+pub use sessions::{OwnerSeen, SessionRecord, SessionUpdate, Takeover, Transport};
 
 /// A failure of the directory: Redis unreachable or erroring, or a record it cannot read.
 #[derive(Debug, thiserror::Error)]

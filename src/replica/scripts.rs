@@ -65,13 +65,13 @@ pub(super) static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Record a new upstream session id (after a re-initialise), only for the owner.
-/// KEYS: session. ARGV: owner, ttl ms, upstream session id ('' = none). Returns 1 or 0.
-pub(super) static SET_UPSTREAM: LazyLock<Script> = LazyLock::new(|| {
+/// Set one field (or remove it, when the value is empty), only for the owner.
+/// KEYS: session. ARGV: owner, ttl ms, field, value. Returns 1, or 0 when not the owner.
+pub(super) static SET_FIELD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end\n\
-         if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'upstream_session')\n\
-         else redis.call('HSET', KEYS[1], 'upstream_session', ARGV[3]) end\n\
+         if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3])\n\
+         else redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end\n\
          redis.call('PEXPIRE', KEYS[1], ARGV[2])\n\
          return 1",
     )

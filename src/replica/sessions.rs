@@ -59,6 +59,17 @@ pub struct SessionRecord {
     pub initialized: Option<Bytes>,
 }
 
+/// A change the owner makes to its record after creating it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionUpdate {
+    /// The upstream's `Mcp-Session-Id` after a (re-)initialise; `None` removes it.
+    UpstreamSession(Option<String>),
+    /// Known once the upstream answered the first `initialize`.
+    UpstreamTransport(Transport),
+    /// The client's `notifications/initialized`, byte for byte.
+    Initialized(Bytes),
+}
+
 /// What a takeover attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Takeover {
@@ -108,18 +119,25 @@ impl Directory {
         Ok(done == 1)
     }
 
-    /// Records the upstream session id after a (re-)initialise, if `owner` still owns it.
-    pub async fn set_upstream_session(
+    /// Records what the owner learnt after creating the record (and refreshes its TTL), if
+    /// `owner` still owns it.
+    pub async fn update_session(
         &self,
         id: &str,
         owner: &str,
-        upstream_session: Option<&str>,
+        update: SessionUpdate,
     ) -> Result<bool> {
-        let done: i64 = scripts::SET_UPSTREAM
+        let (field, value): (&str, Vec<u8>) = match update {
+            SessionUpdate::UpstreamSession(s) => ("upstream_session", s.unwrap_or_default().into()),
+            SessionUpdate::UpstreamTransport(t) => ("upstream_transport", t.as_str().into()),
+            SessionUpdate::Initialized(b) => ("initialized", b.to_vec()),
+        };
+        let done: i64 = scripts::SET_FIELD
             .key(self.keys().session(id))
             .arg(owner)
             .arg(millis(self.ttls().session))
-            .arg(upstream_session.unwrap_or(""))
+            .arg(field)
+            .arg(value)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(done == 1)

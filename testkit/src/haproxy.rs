@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::infra;
+use crate::infra::{self, TempDir};
 use crate::proc::{Proc, ProcOptions};
-use crate::redis_server::TempDir;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

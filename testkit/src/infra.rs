@@ -1,5 +1,5 @@
 //! What the real-infrastructure helpers ([`crate::redis_server`], [`crate::haproxy`]) share:
-//! finding their binaries and a free loopback port.
+//! finding their binaries, a free loopback port and a temporary folder.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -43,5 +43,28 @@ pub fn wait_accepting(addr: SocketAddr, timeout: Duration) -> Result<(), String>
             // Connection refused comes back at once: pace the retries.
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
+    }
+}
+
+/// A temporary folder removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(label: &str) -> Result<TempDir, String> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-bridge-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

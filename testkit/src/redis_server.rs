@@ -7,10 +7,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::infra::TempDir;
 use crate::proc::{Proc, ProcOptions};
 
 /// How long a server may take to come up.
@@ -127,28 +127,5 @@ pub fn ping(addr: SocketAddr) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("PING answered {:?}", String::from_utf8_lossy(&got)))
-    }
-}
-
-/// A temporary folder removed on drop.
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(label: &str) -> Result<TempDir, String> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-bridge-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
