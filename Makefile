@@ -1,8 +1,9 @@
 # mcp-bridge — the two commands a newcomer needs are `make run` and `make test`.
 CARGO ?= cargo
 INTEROP := tests/interop/install.sh
+INFRA := tests/infra/install.sh
 
-.PHONY: all build run demo test unit fuzz interop-deps lint fmt bench clean
+.PHONY: all build run demo test unit fuzz interop-deps infra-deps lint fmt bench clean
 
 all: build
 
@@ -16,8 +17,9 @@ run demo:
 	$(CARGO) run --release --example demo -- $(if $(REVERSE),--reverse,)
 
 ## Every test: unit, in-process integration (fake peers) and interop with the real SDK
-## peers, which are installed first (pinned) into .interop/.
-test: interop-deps
+## peers, which are installed first (pinned) into .interop/, and the replica tests against
+## a real redis-server and haproxy (pinned Debian packages, installed first when missing).
+test: interop-deps infra-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --all-targets --no-fail-fast; \
 	else \
@@ -39,6 +41,9 @@ fuzz:
 
 interop-deps:
 	bash $(INTEROP)
+
+infra-deps:
+	bash $(INFRA)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -11,9 +11,11 @@ use crate::transport::Transport;
 pub use crate::transport::UpstreamTransport;
 
 mod deploy;
+mod replica;
 pub use deploy::{
     check_token, CorsOrigins, Deploy, DeployArgs, HeaderSource, Secret, StaticHeader, TlsFiles,
 };
+pub use replica::{ReplicaArgs, Replicas};
 
 /// `--upstream-transport`: `auto` or a transport's name, listed in `--help`.
 fn upstream_transport_names() -> impl clap::builder::TypedValueParser<Value = UpstreamTransport> {
@@ -168,6 +170,10 @@ pub struct Cli {
     #[command(flatten)]
     pub deploy: DeployArgs,
 
+    /// Replicas with a session directory in Redis (`--redis`, see docs/REPLICAS.md).
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+
     /// Events kept per Streamable client stream for replay after a reconnect.
     #[arg(long, env = "MCP_BRIDGE_REPLAY_EVENTS", default_value_t = 1024)]
     pub replay_events: usize,
@@ -307,6 +313,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub deploy: Deploy,
+    /// `None` without `--redis`.
+    pub replicas: Option<Replicas>,
     pub replay: ReplayLimits,
     pub journal: Option<std::path::PathBuf>,
     pub journal_bodies: bool,
@@ -425,6 +433,7 @@ impl TryFrom<Cli> for Config {
             ));
         }
         let deploy = Deploy::try_from(cli.deploy)?;
+        let replicas = Replicas::from_args(cli.replica)?;
         let mut allowed_origins: Vec<String> = cli
             .allowed_origins
             .iter()
@@ -467,6 +476,7 @@ impl TryFrom<Cli> for Config {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             deploy,
+            replicas,
             replay: ReplayLimits {
                 events: cli.replay_events,
                 bytes: cli.replay_bytes,

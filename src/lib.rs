@@ -13,6 +13,7 @@ pub mod era;
 pub mod error;
 pub mod jsonrpc;
 pub mod observe;
+pub mod replica;
 pub mod session;
 pub mod sessionless;
 pub mod sse;

@@ -9,6 +9,8 @@
 //! - [`McpClient`] is what either client does, so one scenario drives both ([`connect`]).
 //! - [`proc`] runs child processes (output collected, killed on drop) and [`pki`] makes a
 //!   test CA and server certificate, for the process-level tests and the benchmark.
+//! - [`redis_server`] and [`haproxy`] run the real Redis and load balancer the replica tests
+//!   need (pinned Debian packages, `tests/infra/install.sh`).
 //! - [`sse`] is the testkit's own SSE codec. Nothing here depends on the bridge: the testkit is
 //!   an independent check of it.
 //!
@@ -34,9 +36,12 @@
 
 pub mod client;
 mod error;
+pub mod haproxy;
+pub mod infra;
 mod mcp;
 pub mod pki;
 pub mod proc;
+pub mod redis_server;
 pub mod server;
 pub mod sse;
 pub mod summary;
