@@ -26,7 +26,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// the alphabet, misplaced padding, or non-zero padding bits (so decode∘encode is exact).
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let s = text.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|v| v as u32);
