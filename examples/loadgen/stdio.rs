@@ -9,6 +9,9 @@
 //!   against the same server software over Streamable HTTP, direct and through a bridge
 //!   (`--stdio-http-command`, started here with `PORT` set; its URL is
 //!   `http://127.0.0.1:PORT/mcp`).
+//! - (h) one session of sequential echo: a client writing straight to a child's stdin and
+//!   reading its stdout, against a Streamable client through the stdio bridge to the same
+//!   server program — the latency the bridge adds per call.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -55,6 +58,9 @@ pub(super) fn run(args: &SuiteArgs, report: &mut Report) -> Result<bool, String>
     let mut clean = true;
     if args.only("f") {
         clean &= open_latency(&stdio_bridge, http.as_ref(), args, report);
+    }
+    if args.only("h") {
+        clean &= added_latency(command, &stdio_bridge, args, report);
     }
     if args.only("g") {
         let http_bridge = match &http {
@@ -307,4 +313,117 @@ fn throughput(
         report.stdio_load.push((key, median));
     }
     clean
+}
+
+// ------------------------------------------------------------------------------------------
+// (h) added latency against the child over stdio
+// ------------------------------------------------------------------------------------------
+
+fn added_latency(command: &str, bridge: &Bridge, args: &SuiteArgs, report: &mut Report) -> bool {
+    let mut clean = true;
+    let direct = match direct_stdio(command, &args.stdio_echo_params, args.seconds) {
+        Ok(r) => r,
+        Err(e) => {
+            say(format!("(h) direct stdio: {e}"));
+            return false;
+        }
+    };
+    say(format!("(h) direct stdio: {}", direct.human()));
+    clean &= direct.errors == 0;
+    report.stdio_load.push((
+        "(h) 1 session: client → child over stdio, direct".into(),
+        direct,
+    ));
+    let spec = LoadSpec {
+        client: ClientKind::Streamable,
+        url: format!("{}/mcp", bridge.base),
+        sessions: 1,
+        threads: 1,
+        warmup: Duration::from_secs_f64(0.5),
+        duration: Duration::from_secs_f64(args.seconds),
+        max_calls: 5_000_000,
+        call: CallSpec {
+            params: args.stdio_echo_params.clone(),
+            progress: false,
+            expect_notes: None,
+            min_result_bytes: 0,
+        },
+        call_timeout: Duration::from_secs(10),
+    };
+    let via = load::run(&spec);
+    say(format!("(h) via bridge: {}", via.human()));
+    clean &= via.errors == 0 && via.open_errors == 0;
+    report
+        .stdio_load
+        .push(("(h) 1 session: streamable → bridge → stdio".into(), via));
+    clean
+}
+
+/// Sequential `tools/call`s straight to a fresh child of `command` (split on blanks), after
+/// its `initialize`, for `seconds` (half a second of warm-up first).
+fn direct_stdio(command: &str, params: &str, seconds: f64) -> Result<LoadResult, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut parts = command.split_whitespace();
+    let program = parts.next().ok_or("empty --stdio-command")?;
+    let mut child = Command::new(program)
+        .args(parts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let mut call = |id: u64, method: &str, params: &str| -> Result<(), String> {
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
+        )
+        .map_err(|e| e.to_string())?;
+        let want = format!(r#""id":{id}"#);
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("the child closed its stdout".into());
+            }
+            if line.contains(&want) && !line.contains(r#""method""#) {
+                return Ok(());
+            }
+        }
+    };
+    let outcome = (|| {
+        call(0, "initialize", &initialize_params("2025-06-18"))?;
+        let mut hist = crate::hist::Hist::default();
+        let (mut id, mut calls) = (1u64, 0u64);
+        let warm_until = Instant::now() + Duration::from_secs_f64(0.5);
+        while Instant::now() < warm_until {
+            call(id, "tools/call", params)?;
+            id += 1;
+        }
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(seconds);
+        while Instant::now() < end {
+            let t = Instant::now();
+            call(id, "tools/call", params)?;
+            hist.record(t.elapsed());
+            id += 1;
+            calls += 1;
+        }
+        let window = start.elapsed().as_secs_f64();
+        Ok(LoadResult {
+            client: "stdio".into(),
+            url: command.into(),
+            sessions: 1,
+            threads: 1,
+            calls,
+            window_s: window,
+            calls_per_s: calls as f64 / window,
+            latency: hist.summary(),
+            ..LoadResult::default()
+        })
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
 }
