@@ -14,9 +14,11 @@
 #       --echo-params '{"name":"echo","arguments":{"message":"hi"}}'   # a real server
 #   BENCH_TIMEOUT=1200 bash bench/run.sh                # outer safety limit (seconds)
 #   E=.interop/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-#   bash bench/run.sh --only f,g --stdio-command "node $PWD/$E stdio" \
+#   bash bench/run.sh --only f,g,h --stdio-command "node $PWD/$E stdio" \
+#       --stdio-echo-params '{"name":"echo","arguments":{"message":"hello"}}' \
 #       --stdio-http-command "node --require $PWD/tests/interop/servers/loopback.cjs $PWD/$E streamableHttp"
-#                                                       # stdio: open latency (f), echo throughput (g)
+#                                                       # stdio against server-everything: open
+#                                                       # latency (f), throughput (g), added latency (h)
 #
 # `target/release/examples/loadgen suite --help` lists every option.
 set -euo pipefail
@@ -36,7 +38,7 @@ ulimit -n "$hard" 2>/dev/null || echo "[bench] could not raise the open-files li
 echo "[bench] open-files limit: $(ulimit -n) (hard $(ulimit -Hn))" >&2
 
 echo "[bench] building (release)…" >&2
-$CARGO build --release --example loadgen --bin mcp-bridge >&2
+$CARGO build --release --example loadgen --example stdio_server --bin mcp-bridge >&2
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then

@@ -97,18 +97,19 @@ pub struct SuiteArgs {
     /// Runs of each target in scenarios (a) and (b); the median one is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// The stdio server of scenarios f and g, as `--upstream-command` takes it, e.g.
-    /// 'node …/server-everything/dist/index.js stdio'.
-    #[arg(long)]
+    /// The stdio server of scenarios f, g and h, as `--upstream-command` takes it: the test
+    /// kit's fast server in Rust by default, or e.g. 'node …/server-everything/dist/index.js stdio'.
+    #[arg(long, default_value = "target/release/examples/stdio_server")]
     stdio_command: Option<String>,
     /// The same server software over Streamable HTTP, started with PORT=<free port> and
     /// reached at http://127.0.0.1:PORT/mcp (split on blanks, no shell), for comparison.
     #[arg(long)]
     stdio_http_command: Option<String>,
-    /// tools/call params of the echo in scenario g (server-everything's echo by default).
+    /// tools/call params of the echo in scenarios g and h (the test kit's echo by default;
+    /// server-everything's takes `message`).
     #[arg(
         long,
-        default_value = r#"{"name":"echo","arguments":{"message":"hello"}}"#
+        default_value = r#"{"name":"echo","arguments":{"text":"hello"}}"#
     )]
     stdio_echo_params: String,
     /// `--upstream-pool` of the stdio bridge.
@@ -124,9 +125,8 @@ pub struct SuiteArgs {
     /// Concurrent sessions of scenario g.
     #[arg(long, default_value_t = 8)]
     stdio_sessions: usize,
-    /// Only these scenarios (comma separated letters: a,b,c,d,e,m; f,g are the stdio ones
-    /// and need --stdio-command).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m")]
+    /// Only these scenarios (comma separated letters: a,b,c,d,e,m; f,g,h are the stdio ones).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m,f,h")]
     only: Vec<String>,
     /// Commit the figures belong to (for the report header).
     #[arg(long, default_value = "")]
