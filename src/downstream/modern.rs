@@ -335,11 +335,27 @@ impl Serving {
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        // The client went away before its answer: the upstream call is abandoned with the
-        // session that carries it (closing it is the upstream's cancellation too).
-        if let Some(lent) = self.lent.take() {
-            self.pool.discard(&lent);
+        // The client went away before its answer (the era's cancellation): the upstream
+        // request is cancelled, and the session that carried it is closed rather than lent
+        // again, so that nothing late of this call can reach another request.
+        let Some(lent) = self.lent.take() else { return };
+        let pool = self.pool.clone();
+        let cancel = Message::parse(
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{},"reason":"the client closed its response stream"}}}}"#,
+                self.upstream_id.json()
+            )
+            .into(),
+        )
+        .expect("well formed");
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Dropped outside the workers (shutdown): no cancellation to send.
+            return pool.discard(&lent);
         }
+        actix_web::rt::spawn(async move {
+            let _ = lent.send(cancel, &Vec::new()).await;
+            pool.discard(&lent);
+        });
     }
 }
 
