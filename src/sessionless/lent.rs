@@ -12,7 +12,7 @@ use tracing::Span;
 
 use crate::error::UpstreamError;
 use crate::jsonrpc::{Id, Kind, Message};
-use crate::observe::{Difference, Labels, Observer};
+use crate::observe::{Difference, Direction, Labels, Observer};
 use crate::transport::{upstream_label, Transport};
 use crate::upstream::{
     Backpressure, ForwardHeaders, UpstreamHandle, UpstreamShared, UpstreamSink, Via,
@@ -126,6 +126,7 @@ impl Lent {
     }
 
     pub async fn send(&self, msg: Message, headers: &ForwardHeaders) -> Result<(), UpstreamError> {
+        self.observe(Direction::ClientToUpstream, &msg);
         self.upstream
             .send(msg, headers.clone(), Transport::Streamable2026)
             .await
@@ -144,6 +145,22 @@ impl Lent {
         self.dead.store(true, Ordering::Release);
         self.finish();
         self.upstream.close();
+    }
+
+    /// Journal and count a message, as a session does for its own.
+    fn observe(&self, direction: Direction, msg: &Message) {
+        let upstream = upstream_label(
+            *self
+                .upstream_transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let labels = Labels {
+            session: &self.id,
+            client: Transport::Streamable2026.as_str(),
+            upstream,
+        };
+        self.obs.message(&labels, direction, msg, None, None);
     }
 
     pub fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str) {
@@ -189,6 +206,7 @@ impl UpstreamSink for Lent {
     }
 
     fn deliver(self: Arc<Self>, msg: Message, _via: Via) -> Backpressure {
+        self.observe(Direction::UpstreamToClient, &msg);
         let tx = self.current();
         Box::pin(async move {
             let undelivered = match tx {
