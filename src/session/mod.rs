@@ -389,10 +389,12 @@ impl Session {
                 st.stats.differences.summary(),
             )
         };
-        self.upstream.close();
+        // Out of the map before the upstream hears of it: whoever sees the upstream session
+        // end must not still find the session here.
         if let Some(map) = self.registry.upgrade() {
             map.remove(&self.id);
         }
+        self.upstream.close();
         let (upstream, from_client, to_client, methods, differences) = summary;
         let duration_ms = self.created.elapsed().as_millis() as u64;
         self.obs
