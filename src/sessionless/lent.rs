@@ -147,34 +147,26 @@ impl Lent {
         self.upstream.close();
     }
 
-    /// Journal and count a message, as a session does for its own.
-    fn observe(&self, direction: Direction, msg: &Message) {
-        let upstream = upstream_label(
-            *self
-                .upstream_transport
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let labels = Labels {
+    fn labels(&self) -> Labels<'_> {
+        let upstream = *self
+            .upstream_transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Labels {
             session: &self.id,
             client: Transport::Streamable2026.as_str(),
-            upstream,
-        };
+            upstream: upstream_label(upstream),
+        }
+    }
+
+    /// Journal and count a message, as a session does for its own.
+    fn observe(&self, direction: Direction, msg: &Message) {
+        let labels = self.labels();
         self.obs.message(&labels, direction, msg, None, None);
     }
 
     pub fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str) {
-        let upstream = upstream_label(
-            *self
-                .upstream_transport
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let labels = Labels {
-            session: &self.id,
-            client: Transport::Streamable2026.as_str(),
-            upstream,
-        };
+        let labels = self.labels();
         let _e = self.span.enter();
         self.obs.difference(
             &labels,
@@ -238,17 +230,7 @@ impl UpstreamSink for Lent {
 
     fn request_difference(&self, kind: Difference, id: Option<&Id>, reason: &str) {
         let _e = self.span.enter();
-        let upstream = upstream_label(
-            *self
-                .upstream_transport
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let labels = Labels {
-            session: &self.id,
-            client: Transport::Streamable2026.as_str(),
-            upstream,
-        };
+        let labels = self.labels();
         self.obs.difference(&labels, kind, None, id, reason);
     }
 
