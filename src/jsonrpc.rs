@@ -332,6 +332,17 @@ impl Message {
         Message::parse(Bytes::from(raw)).expect("bridge notifications are well formed")
     }
 
+    /// A response's `result` member as raw JSON text (parsed on demand).
+    pub fn result_json(&self) -> Option<&str> {
+        #[derive(Deserialize)]
+        struct R<'a> {
+            #[serde(borrow)]
+            result: Option<&'a RawValue>,
+        }
+        let r: R<'_> = serde_json::from_slice(&self.raw).ok()?;
+        r.result.map(RawValue::get)
+    }
+
     /// This message's `params` as raw JSON (parsed on demand: only the re-initialise path needs it).
     pub fn params_json(&self) -> Option<String> {
         let env: Envelope<'_> = serde_json::from_slice(&self.raw).ok()?;

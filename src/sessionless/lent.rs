@@ -88,7 +88,7 @@ impl Lent {
             Ok(None) => return Err(UpstreamError::StreamEnded),
             Err(_) => return Err(UpstreamError::Timeout(deadline)),
         };
-        let Some(result) = result_text(&answer) else {
+        let Some(result) = answer.result_json() else {
             lent.close();
             return Err(UpstreamError::Protocol(format!(
                 "the upstream refused initialize: {}",
@@ -250,15 +250,4 @@ impl UpstreamSink for Lent {
     fn span(&self) -> tracing::Span {
         self.span.clone()
     }
-}
-
-/// The `result` member's JSON text of a response.
-pub fn result_text(m: &Message) -> Option<&str> {
-    #[derive(serde::Deserialize)]
-    struct R<'a> {
-        #[serde(borrow)]
-        result: Option<&'a serde_json::value::RawValue>,
-    }
-    let r: R<'_> = serde_json::from_slice(m.raw()).ok()?;
-    r.result.map(serde_json::value::RawValue::get)
 }

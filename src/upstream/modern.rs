@@ -25,7 +25,6 @@ use actix_web::http::header;
 use awc::ClientResponse;
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
@@ -125,7 +124,7 @@ pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamErro
     )
     .await?;
     let answer = read_answer(resp, &shared, &discover_id).await?;
-    let found = match result_text(&answer) {
+    let found = match answer.result_json() {
         Some(r) => discover::parse_discover_result(r)
             .map_err(|e| UpstreamError::Protocol(format!("server/discover answer: {e}")))?,
         None => return Err(rejection(&answer, "server/discover")),
@@ -393,7 +392,7 @@ impl Upstream {
         let result = if m.is_error {
             None
         } else {
-            result_text(&m).map(str::to_owned)
+            m.result_json().map(str::to_owned)
         };
         if let Some(r) = &result {
             if matches!(result::result_type(r), Ok(ResultType::InputRequired)) {
@@ -643,7 +642,7 @@ impl Upstream {
             let Some(result) = answer
                 .ok()
                 .as_ref()
-                .and_then(result_text)
+                .and_then(Message::result_json)
                 .map(str::to_owned)
             else {
                 return;
@@ -881,17 +880,6 @@ async fn read_answer(
                 .map_err(|e| UpstreamError::Protocol(format!("answer is not JSON-RPC: {e}")))
         }
     }
-}
-
-/// The `result` member's JSON text of a response.
-fn result_text(m: &Message) -> Option<&str> {
-    #[derive(Deserialize)]
-    struct R<'a> {
-        #[serde(borrow)]
-        result: Option<&'a RawValue>,
-    }
-    let r: R<'_> = serde_json::from_slice(m.raw()).ok()?;
-    r.result.map(RawValue::get)
 }
 
 fn rejection(answer: &Message, what: &str) -> UpstreamError {
