@@ -183,6 +183,25 @@ async fn bad_input_gets_the_answers_that_keep_a_modern_client_modern() {
     assert_eq!(refusal(&no_meta), (400, -32602), "missing _meta");
     assert_eq!(no_meta.json()["id"], json!(3));
 
+    let no_method = c.post_as(Some(V), "", None, &list).await;
+    let no_method_headers: Vec<_> = vec![JSON, ACCEPT_BOTH, ("mcp-protocol-version", V)];
+    let no_method_header = raw("POST", &c.url, &no_method_headers, &list).await;
+    assert_eq!(
+        refusal(&no_method_header),
+        (400, -32020),
+        "Mcp-Method missing"
+    );
+    assert_eq!(refusal(&no_method), (400, -32020), "Mcp-Method empty");
+    let echo = request(
+        json!(6),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    let wrong_name = c.post("tools/call", Some("big"), &echo).await;
+    assert_eq!(refusal(&wrong_name), (400, -32020), "Mcp-Name ≠ body name");
+    let no_name = c.post("tools/call", None, &echo).await;
+    assert_eq!(refusal(&no_name), (400, -32020), "Mcp-Name missing");
+
     let unknown = c
         .post("foo/bar", None, &request(json!(4), "foo/bar", json!({})))
         .await;
@@ -211,7 +230,7 @@ async fn bad_input_gets_the_answers_that_keep_a_modern_client_modern() {
         server
             .requests()
             .iter()
-            .all(|r| r.rpc_method().as_deref() != Some("tools/list")),
+            .all(|r| !matches!(r.rpc_method().as_deref(), Some("tools/list" | "tools/call"))),
         "no refused request reached the server"
     );
 }
@@ -476,6 +495,7 @@ async fn a_client_closing_its_stream_cancels_the_call_upstream() {
             String::from_utf8_lossy(&first).contains("notifications/progress"),
             "{first:?}"
         );
+        assert_eq!(server.session_count(), 1);
         // Dropped here: the client closes its response stream mid-call.
     }
     let cancelled = |s: &FakeServer| {
@@ -488,6 +508,10 @@ async fn a_client_closing_its_stream_cancels_the_call_upstream() {
         "the server got notifications/cancelled for request 7: {:?}",
         server.notifications()
     );
+    assert!(
+        server.wait_until(|s| s.session_count() == 0, WAIT).await,
+        "the session that carried the cut call is closed, not lent again"
+    );
     // The next request is served (by a session of its own).
     let r = c
         .call_tool(json!(8), "echo", json!({"arguments": {"text": "after"}}))
@@ -497,5 +521,89 @@ async fn a_client_closing_its_stream_cancels_the_call_upstream() {
         "after",
         "{}",
         r.body
+    );
+}
+
+#[actix_rt::test]
+async fn roots_list_mid_call_becomes_input_required_too() {
+    let server = FakeServer::start(ServerOptions::legacy());
+    let b = bridge(&server.url(), &[]);
+    let c = Modern::new(&b);
+    let r = c.call_tool(json!(1), "roots", json!({})).await;
+    let result = answer(&r)["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{result}");
+    let (key, req) = result["inputRequests"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .unwrap_or_else(|| panic!("inputRequests: {result}"));
+    assert_eq!(req["method"], "roots/list", "{result}");
+    let roots = json!({"roots": [{"uri": "file:///work", "name": "work"}]});
+    let params =
+        json!({"inputResponses": { key.as_str(): roots }, "requestState": result["requestState"]});
+    let r = c.call_tool(json!(2), "roots", params).await;
+    let a = answer(&r);
+    assert_eq!(a["id"], json!(2), "{}", r.body);
+    let text = a["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        serde_json::from_str::<Value>(text).ok(),
+        Some(roots["roots"].clone()),
+        "{}",
+        r.body
+    );
+}
+
+/// Log lines reach a request only at or above its `logLevel`, none without one; progress
+/// is not filtered.
+#[actix_rt::test]
+async fn log_messages_are_filtered_by_each_requests_log_level() {
+    let server = FakeServer::start(ServerOptions::legacy());
+    let b = bridge(&server.url(), &[]);
+    let c = Modern::new(&b);
+    // The fake server logs each step at `info`.
+    for (level, logs) in [
+        (None, 0),
+        (Some("warning"), 0),
+        (Some("info"), 2),
+        (Some("debug"), 2),
+    ] {
+        let mut extra = json!({"progressToken": "p"});
+        if let Some(l) = level {
+            extra["io.modelcontextprotocol/logLevel"] = json!(l);
+        }
+        let params = json!({"arguments": {"steps": 2}, "_meta": meta(extra)});
+        let r = c.call_tool(json!(1), "progress", params).await;
+        let notes = notifications(&r);
+        let count = |m: &str| notes.iter().filter(|n| n["method"] == m).count();
+        assert_eq!(
+            count("notifications/message"),
+            logs,
+            "logLevel {level:?}: {notes:?}"
+        );
+        assert_eq!(
+            count("notifications/progress"),
+            2,
+            "logLevel {level:?}: {notes:?}"
+        );
+        assert_eq!(answer(&r)["result"]["content"][0]["text"], "done 2 steps");
+    }
+}
+
+#[actix_rt::test]
+async fn kept_upstream_sessions_are_never_shared_between_credentials() {
+    let server = FakeServer::start(ServerOptions::legacy());
+    let b = bridge(&server.url(), &["--auth-token", "alpha,beta"]);
+    let discover = request(json!(1), "server/discover", json!({}));
+    for token in ["alpha", "beta", "alpha", "beta"] {
+        let r = Modern::with_token(&b, token)
+            .post("server/discover", None, &discover)
+            .await;
+        assert_eq!(r.status, 200, "{token}: {}", r.body);
+    }
+    assert_eq!(
+        server.session_count(),
+        2,
+        "one kept session per credential, each reused"
     );
 }
