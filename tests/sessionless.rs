@@ -649,3 +649,42 @@ async fn an_idle_session_of_another_declaration_does_not_block_a_new_client() {
         assert_eq!(r.status, 200, "{name}: {}", r.body);
     }
 }
+
+/// In front of a 2026-07-28 upstream too: discover and a tool call with its notifications.
+#[actix_rt::test]
+async fn a_modern_client_is_served_in_front_of_a_modern_upstream() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let b = bridge(&server.url(), &["--upstream-transport", "streamable-2026"]);
+    let c = Modern::new(&b);
+    let r = c
+        .post(
+            "server/discover",
+            None,
+            &request(json!(1), "server/discover", json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        answer(&r)["result"]["supportedVersions"],
+        json!([V]),
+        "{}",
+        r.body
+    );
+    let params = json!({
+        "arguments": {"steps": 2},
+        "_meta": meta(json!({"progressToken": "m", "io.modelcontextprotocol/logLevel": "debug"})),
+    });
+    let r = c.call_tool(json!(2), "progress", params).await;
+    let a = answer(&r);
+    assert_eq!(a["id"], json!(2), "{}", r.body);
+    assert_eq!(
+        a["result"]["content"][0]["text"], "done 2 steps",
+        "{}",
+        r.body
+    );
+    let progress = notifications(&r)
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress" && n["params"]["progressToken"] == "m")
+        .count();
+    assert_eq!(progress, 2, "{}", r.body);
+}
