@@ -396,12 +396,17 @@ async fn a_retry_after_the_idle_deadline_is_refused() {
 
 #[actix_rt::test]
 async fn sixteen_concurrent_clients_each_get_exactly_their_own_notifications() {
-    const CLIENTS: usize = 16;
-    const ITEMS: usize = 5;
     let server = FakeServer::start(ServerOptions::legacy());
     let b = bridge(&server.url(), &[]);
-    let calls = (0..CLIENTS).map(|i| {
-        let c = Modern::new(&b);
+    concurrent_clients_get_their_own_notifications(&b, 16).await;
+}
+
+/// `clients` modern clients at once, all with id 1, each calling `process_items` with
+/// items, a progress token and `logLevel` of its own: each answer holds exactly its own.
+async fn concurrent_clients_get_their_own_notifications(b: &Bridge, clients: usize) {
+    const ITEMS: usize = 5;
+    let calls = (0..clients).map(|i| {
+        let c = Modern::new(b);
         async move {
             let items: Vec<String> = (1..=ITEMS).map(|k| format!("c{i}-{k}")).collect();
             let params = json!({
@@ -687,4 +692,47 @@ async fn a_modern_client_is_served_in_front_of_a_modern_upstream() {
         .filter(|n| n["method"] == "notifications/progress" && n["params"]["progressToken"] == "m")
         .count();
     assert_eq!(progress, 2, "{}", r.body);
+}
+
+/// The test kit's stdio MCP server (examples/stdio_server.rs), built on demand.
+fn stdio_server() -> String {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mcp-bridge"));
+    let path = bin.with_file_name("examples").join("stdio_server");
+    BUILD.call_once(|| {
+        if !path.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+            let ok = std::process::Command::new(cargo)
+                .args(["build", "--example", "stdio_server"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(ok.success(), "cargo build --example stdio_server");
+        }
+    });
+    path.to_string_lossy().into_owned()
+}
+
+/// A stdio server names no request in its notifications either: attribution and MRTR hold.
+#[actix_rt::test]
+async fn in_front_of_a_stdio_server_attribution_and_mrtr_hold() {
+    init_logs();
+    let command = stdio_server();
+    let args = [
+        "mcp-bridge",
+        "--upstream-command",
+        &command,
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream-timeout",
+        "5s",
+        "--upstream-stop-grace",
+        "300ms",
+    ];
+    let b = mcp_bridge::spawn(mcp_bridge::Config::from_args(args).expect("valid config"))
+        .expect("starts");
+    concurrent_clients_get_their_own_notifications(&b, 4).await;
+    let c = Modern::new(&b);
+    let (key, state) = ask_sampling(&c, json!(1)).await;
+    assert_completed(&retry(&c, json!(2), &key, &state).await, json!(2));
 }
