@@ -642,7 +642,6 @@ async fn a_request_finding_every_kept_session_lent_gets_503() {
 /// At `--sessionless-max`, an idle kept session of another client declaration is not "lent":
 /// a new client must be served (README: only "a request finding all lent gets 503").
 #[actix_rt::test]
-#[ignore = "bug: Pool::lend refuses (503 -32000) when --sessionless-max sessions are open even if they are idle under other keys; it should close an idle one to make room"]
 async fn an_idle_session_of_another_declaration_does_not_block_a_new_client() {
     let server = FakeServer::start(ServerOptions::legacy());
     let b = bridge(&server.url(), &["--sessionless-max", "1"]);

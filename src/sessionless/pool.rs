@@ -120,7 +120,13 @@ impl Pool {
         }
         if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(LendError::Busy(self.max));
+            // Full: an idle session of another client makes room (the longest unused); only
+            // when every open session is lent or waiting for a retry is the request refused.
+            let Some(oldest) = self.take_oldest_idle() else {
+                return Err(LendError::Busy(self.max));
+            };
+            self.discard(&oldest);
+            self.open.fetch_add(1, Ordering::AcqRel);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let init = Message::parse(
@@ -148,6 +154,27 @@ impl Pool {
                 Err(LendError::Upstream(e))
             }
         }
+    }
+
+    /// Remove and return the idle session unused the longest, of any key.
+    fn take_oldest_idle(&self) -> Option<Arc<Lent>> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let (key, at) = idle
+            .iter()
+            .flat_map(|(k, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(i, l)| (k, i, l.idle_for(now)))
+            })
+            .max_by_key(|(_, _, idle_for)| *idle_for)
+            .map(|(k, i, _)| (k.clone(), i))?;
+        let list = idle.get_mut(&key)?;
+        let lent = list.swap_remove(at);
+        if list.is_empty() {
+            idle.remove(&key);
+        }
+        Some(lent)
     }
 
     /// The request is served: the session waits for the next one of its key.
