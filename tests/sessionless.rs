@@ -625,6 +625,11 @@ async fn a_request_finding_every_kept_session_lent_gets_503() {
     let busy = c.call_tool(json!(2), "echo", echo.clone()).await;
     assert_eq!(busy.status, 503, "{}", busy.body);
     assert!(
+        busy.body.contains(r#""id":"#) && !busy.body.contains(r#""id":null"#),
+        "the refusal names the request: {}",
+        busy.body
+    );
+    assert!(
         busy.headers.contains_key("retry-after"),
         "{:?}",
         busy.headers

@@ -146,7 +146,17 @@ pub async fn serve(
                 open = n,
                 "every upstream session kept for sessionless clients is lent"
             );
-            return Err(DownstreamError::SessionLimit.into());
+            let mut busy = rpc_error(
+                503,
+                &id,
+                -32000,
+                "every upstream session kept for sessionless clients is in use",
+            );
+            busy.headers_mut().insert(
+                header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("1"),
+            );
+            return Ok(busy);
         }
         Err(LendError::Upstream(e)) => return Err(Error::upstream(e, Some(id))),
     };
