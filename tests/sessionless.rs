@@ -355,6 +355,21 @@ async fn a_forged_request_state_is_refused_and_the_genuine_one_still_works() {
     assert_completed(&retry(&c, json!(3), &key, &state).await, json!(3));
 }
 
+/// A retry that leaves an input request unanswered is refused at once (the server would wait
+/// for that answer until its own timeout); the call stays waiting, and a complete retry with
+/// the same state finishes it.
+#[actix_rt::test]
+async fn a_retry_missing_an_answer_is_refused_and_the_call_still_waits() {
+    let server = FakeServer::start(ServerOptions::legacy());
+    let b = bridge(&server.url(), &[]);
+    let c = Modern::new(&b);
+    let (key, state) = ask_sampling(&c, json!(1)).await;
+    let wrong = retry(&c, json!(2), "\"not-asked\"", &state).await;
+    assert_eq!(refusal(&wrong), (400, -32602), "{}", wrong.body);
+    assert!(wrong.body.contains("missing"), "{}", wrong.body);
+    assert_completed(&retry(&c, json!(3), &key, &state).await, json!(3));
+}
+
 #[actix_rt::test]
 async fn a_replayed_request_state_is_refused() {
     let server = FakeServer::start(ServerOptions::legacy());

@@ -101,11 +101,24 @@ pub async fn serve(
         .filter(|r| r.request_state.is_some());
     if let Some(retry) = retry {
         let state = retry.request_state.as_deref().unwrap_or_default();
-        let Some(pinned) = pool
-            .sealer
-            .open(state, credential.as_ref())
-            .and_then(|t| pool.unpin(t))
-        else {
+        let ticket = pool.sealer.open(state, credential.as_ref());
+        // Every input request must be answered: the server waits for each (the call stays
+        // pinned, so a corrected retry with the same state still works).
+        let missing: Vec<String> = ticket
+            .and_then(|t| pool.asked(t))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| !retry.input_responses.iter().any(|(got, _)| got == k))
+            .collect();
+        if !missing.is_empty() {
+            return Ok(rpc_error(
+                400,
+                &id,
+                codes::INVALID_PARAMS,
+                &format!("inputResponses must answer every input request; missing {missing:?}"),
+            ));
+        }
+        let Some(pinned) = ticket.and_then(|t| pool.unpin(t)) else {
             return Ok(rpc_error(
                 400,
                 &id,
@@ -292,7 +305,7 @@ impl Serving {
     /// are answered here.
     async fn input_required(&mut self, lent: &Arc<Lent>, m: &Message) -> Option<Bytes> {
         let mut builder = InputRequiredBuilder::new();
-        if builder.push_legacy_request(m.raw()).is_err() {
+        let Ok(asked) = builder.push_legacy_request(m.raw()) else {
             if let Some(id) = &m.id {
                 let reply = if m.method() == Some("ping") {
                     Message::parse(response(id, "{}").into()).expect("well formed")
@@ -306,13 +319,14 @@ impl Serving {
                 let _ = lent.send(reply, &Vec::new()).await;
             }
             return None;
-        }
+        };
         let pinned = Pinned {
             lent: self.lent.take()?,
             key: self.key.clone(),
             inbox: self.inbox.take()?,
             upstream_id: self.upstream_id.clone(),
             method: self.method.clone(),
+            asked: vec![asked],
             since: std::time::Instant::now(),
         };
         let ticket = self.pool.pin(pinned);

@@ -56,6 +56,8 @@ pub struct Pinned {
     /// The id the upstream will answer with (the client's first attempt).
     pub upstream_id: Id,
     pub method: Box<str>,
+    /// The `inputRequests` keys the client must answer.
+    pub asked: Vec<String>,
     pub since: Instant,
 }
 
@@ -209,6 +211,15 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .insert(ticket, p);
         ticket
+    }
+
+    /// The input keys a pinned call waits for (`None`: no such call).
+    pub fn asked(&self, ticket: u64) -> Option<Vec<String>> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ticket)
+            .map(|p| p.asked.clone())
     }
 
     /// The call a retry continues (each ticket serves one retry).
