@@ -293,6 +293,15 @@ impl Message {
         self.is_request() && self.method() == Some("initialize")
     }
 
+    /// A response made by the bridge: `result_json` is the `result` member's JSON text.
+    pub fn result_response(id: &Id, result_json: &str) -> Message {
+        let raw = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result_json}}}",
+            id.json()
+        );
+        Message::parse(Bytes::from(raw)).expect("a bridge-made response is well formed")
+    }
+
     /// A JSON-RPC error response made by the bridge.
     pub fn error_response(id: Option<&Id>, code: i64, message: &str) -> Message {
         let id_json = id.map(Id::json).unwrap_or("null");

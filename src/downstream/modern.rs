@@ -198,7 +198,7 @@ pub async fn serve(
         pool.give_back(key, lent);
         return Ok(HttpResponse::Ok()
             .content_type("application/json")
-            .body(response(&id, &result)));
+            .body(Message::result_response(&id, &result).raw().clone()));
     }
     let inbox = lent.begin();
     if let Err(e) = lent.send(msg, &headers).await {
@@ -308,7 +308,7 @@ impl Serving {
         let Ok(asked) = builder.push_legacy_request(m.raw()) else {
             if let Some(id) = &m.id {
                 let reply = if m.method() == Some("ping") {
-                    Message::parse(response(id, "{}").into()).expect("well formed")
+                    Message::result_response(id, "{}")
                 } else {
                     Message::error_response(
                         Some(id),
@@ -341,7 +341,9 @@ impl Serving {
                 self.client_id
             ),
         );
-        Some(frame(response(&self.client_id, &result).as_bytes()))
+        Some(frame(
+            Message::result_response(&self.client_id, &result).raw(),
+        ))
     }
 
     /// The answer is out: the session serves the next request, or is closed if it broke.
@@ -385,13 +387,6 @@ impl Drop for Serving {
 
 fn frame(body: &[u8]) -> Bytes {
     sse::encode(Some("message"), None, body)
-}
-
-fn response(id: &Id, result: &str) -> String {
-    format!(
-        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
-        id.json()
-    )
 }
 
 fn rpc_error(status: u16, id: &Id, code: i64, message: &str) -> HttpResponse {

@@ -153,7 +153,7 @@ pub(super) async fn open(o: &Opening) -> Result<Rc<dyn Connection>, UpstreamErro
     });
     if let Some(sink) = up.sink.upgrade() {
         sink.connected(Transport::Streamable2026, None);
-        let reply = response(&init_id, &result);
+        let reply = Message::result_response(&init_id, &result);
         sink.difference(
             Difference::HandshakeTranslated,
             Some(&reply),
@@ -261,8 +261,11 @@ impl Upstream {
         };
         self.note_once(Difference::AnsweredLocally, msg, why);
         if let Some(sink) = self.sink.upgrade() {
-            sink.deliver(response(&id, result), Via::RequestStream(id))
-                .await;
+            sink.deliver(
+                Message::result_response(&id, result),
+                Via::RequestStream(id),
+            )
+            .await;
         }
         Ok(())
     }
@@ -887,17 +890,6 @@ fn rejection(answer: &Message, what: &str) -> UpstreamError {
         "{what} failed: {}",
         answer.error_message().unwrap_or_else(|| "no result".into())
     ))
-}
-
-fn response(id: &Id, result: &str) -> Message {
-    Message::parse(
-        format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
-            id.json()
-        )
-        .into(),
-    )
-    .expect("well formed")
 }
 
 fn requested_version(init_params: &str) -> String {
