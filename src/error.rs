@@ -54,6 +54,12 @@ pub enum DownstreamError {
     MethodNotAllowed(&'static str),
     #[error("not found")]
     NotFound,
+    #[error("replica unavailable: {0}")]
+    ReplicasUnavailable(&'static str),
+    #[error("the replica owning the session failed: {0}")]
+    RelayFailed(String),
+    #[error("bad replica-to-replica signature")]
+    ForgedHop,
 }
 
 impl DownstreamError {
@@ -69,6 +75,7 @@ impl DownstreamError {
             DownstreamError::InvalidToken => "invalid_token",
             DownstreamError::CredentialSessionLimit(_) => "credential_session_limit",
             DownstreamError::SessionBusy(_) => "session_busy",
+            DownstreamError::ForgedHop => "forged_replica_request",
             _ => return None,
         })
     }
@@ -179,7 +186,7 @@ impl Error {
         use DownstreamError as D;
         match self {
             Error::Downstream(d) => match d {
-                D::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+                D::ForbiddenOrigin(_) | D::ForgedHop => StatusCode::FORBIDDEN,
                 D::ForbiddenHost(_) => StatusCode::MISDIRECTED_REQUEST,
                 D::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 D::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -193,7 +200,8 @@ impl Error {
                 | D::AlreadyInitialized(_)
                 | D::UnsupportedProtocolVersion(_) => StatusCode::BAD_REQUEST,
                 D::UnknownSession | D::NotFound => StatusCode::NOT_FOUND,
-                D::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
+                D::SessionLimit | D::ReplicasUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                D::RelayFailed(_) => StatusCode::BAD_GATEWAY,
                 D::MissingToken | D::InvalidToken => StatusCode::UNAUTHORIZED,
                 D::CredentialSessionLimit(_) | D::SessionBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 D::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -255,7 +263,8 @@ impl actix_web::ResponseError for Error {
             | Error::Downstream(DownstreamError::CredentialSessionLimit(_)) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
-            Error::Downstream(DownstreamError::SessionBusy(_)) => {
+            Error::Downstream(DownstreamError::SessionBusy(_))
+            | Error::Downstream(DownstreamError::ReplicasUnavailable(_)) => {
                 res.insert_header((header::RETRY_AFTER, "1"));
             }
             // The rest of the body may still be on its way: the connection cannot be reused.

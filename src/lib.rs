@@ -36,7 +36,8 @@ pub use config::Config;
 use downstream::AppState;
 use observe::admin::Admin;
 use observe::Observer;
-use session::SessionMap;
+use replica::membership::Membership;
+use session::{EndReason, SessionMap};
 use upstream::UpstreamShared;
 
 /// A bound bridge, not yet running.
@@ -48,6 +49,7 @@ struct Built {
     observer: Arc<Observer>,
     upstream: Arc<UpstreamShared>,
     sessionless: Arc<sessionless::Pool>,
+    replicas: Option<Arc<Membership>>,
 }
 
 /// Bind and build the servers; nothing runs until they are awaited.
@@ -66,6 +68,10 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         cfg.sessionless_max,
         cfg.sessionless_idle,
     ));
+    let replicas = match &cfg.replicas {
+        Some(r) => Some(Membership::start(r, sessions.clone())?),
+        None => None,
+    };
     let admin = match cfg.admin_listen {
         Some(listen) => Some(build_admin(
             Admin {
@@ -73,6 +79,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
                 observer: observer.clone(),
                 sessions: sessions.clone(),
                 upstream: upstream.clone(),
+                replicas: replicas.clone(),
             },
             listen,
         )?),
@@ -85,6 +92,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         observer: observer.clone(),
         policy: Arc::new(downstream::Policy::load(&cfg)?),
         sessionless: sessionless.clone(),
+        replicas: replicas.clone(),
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -117,6 +125,7 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         observer,
         upstream,
         sessionless,
+        replicas,
     })
 }
 
@@ -216,13 +225,19 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     let upstream = built.upstream.clone();
     let built_upstream = built.upstream.clone();
     let kept = built.sessionless.clone();
+    let replicas = built.replicas.clone();
+    let drain_timeout = built_drain_timeout(&built);
     println!("mcp-bridge listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, "listening");
     let server = start(built, idle, lifetime);
     let handle = server.handle();
     let ending = sessions.clone();
+    let leaving = replicas.clone();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
+        if let Some(m) = &leaving {
+            drain(m, &ending, drain_timeout).await;
+        }
         // End sessions while the workers that own the upstream connections still run, so
         // every upstream session is closed (DELETE) before the process goes.
         let open = ending.len();
@@ -237,8 +252,42 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
     let served = server.await;
     sessions.end_all();
     built_upstream.shutdown();
+    if let Some(m) = &replicas {
+        m.stop();
+    }
     observer.close();
     served
+}
+
+fn built_drain_timeout(built: &Built) -> Duration {
+    built
+        .replicas
+        .as_ref()
+        .map_or(Duration::ZERO, |m| m.drain_timeout())
+}
+
+/// A replica's graceful exit: no new sessions, leave the group (the other replicas take this
+/// one's Streamable sessions over at their next request), let requests in flight finish
+/// while ending each Streamable session as soon as it is idle, and end the legacy streams
+/// last (their clients reconnect to another replica).
+async fn drain(m: &Membership, sessions: &SessionMap, timeout: Duration) {
+    m.drain();
+    m.leave().await;
+    tracing::info!(sessions = sessions.len(), ?timeout, "draining");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let busy = sessions.end_idle_streamable(EndReason::Shutdown);
+        if busy == 0 || tokio::time::Instant::now() >= deadline {
+            if busy > 0 {
+                tracing::warn!(
+                    sessions = busy,
+                    "drain timeout: ending sessions with requests in flight"
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Ctrl-C or SIGTERM.
@@ -304,11 +353,15 @@ pub fn spawn(cfg: Config) -> std::io::Result<Bridge> {
                             built.observer.clone(),
                         );
                         let upstream = built.upstream.clone();
+                        let replicas = built.replicas.clone();
                         let server = start(built, idle, lifetime);
                         let _ = tx.send(Ok((info, server.handle())));
                         let _ = server.await;
                         // No stdio server outlives the bridge, nor stays a zombie.
                         upstream.shutdown();
+                        if let Some(m) = replicas {
+                            m.stop();
+                        }
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e));

@@ -1,7 +1,7 @@
 //! Flags for running several replicas behind a load balancer with a session directory in
 //! Redis (issue 16). Off unless `--redis` is given; then the replica's address and the
 //! replica-to-replica secret are required. Checked here without I/O; the files named are read
-//! at startup. Part 1: parsed and validated, not yet wired into the session lifecycle.
+//! at startup.
 
 use std::path::PathBuf;
 
@@ -14,8 +14,7 @@ use crate::replica::keys::DEFAULT_PREFIX;
 #[derive(Args, Debug, Clone)]
 pub struct ReplicaArgs {
     /// Redis holding the replica session directory: redis://[user:password@]host[:port][/db]
-    /// or rediss:// (TLS). Off when not given: the bridge is a single process. (Part 1:
-    /// parsed; replicas not yet wired.)
+    /// or rediss:// (TLS). Off when not given: the bridge is a single process.
     #[arg(long = "redis", env = "MCP_BRIDGE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 
@@ -38,6 +37,11 @@ pub struct ReplicaArgs {
     /// requests (required with --redis).
     #[arg(long, env = "MCP_BRIDGE_REPLICA_SECRET_FILE")]
     pub replica_secret_file: Option<PathBuf>,
+
+    /// On SIGTERM, how long requests in flight may take to finish before the replica ends
+    /// its sessions (Streamable ones are taken over by the other replicas) and exits.
+    #[arg(long, env = "MCP_BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
+    pub drain_timeout: std::time::Duration,
 }
 
 /// Validated replica settings (present only with `--redis`).
@@ -50,6 +54,7 @@ pub struct Replicas {
     /// Scheme, host and port only.
     pub address: Url,
     pub secret_file: PathBuf,
+    pub drain_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Replicas {
@@ -64,6 +69,7 @@ impl std::fmt::Debug for Replicas {
             .field("key_prefix", &self.key_prefix)
             .field("address", &self.address.as_str())
             .field("secret_file", &self.secret_file)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -122,6 +128,7 @@ impl Replicas {
             key_prefix: prefix,
             address,
             secret_file,
+            drain_timeout: a.drain_timeout,
         }))
     }
 }

@@ -3,10 +3,11 @@
 //! client message and is answered 202 once the upstream accepted it.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 
 use super::body::{parse_client_body, read_limited, require_json, sse_response};
 use super::forwarded;
-use super::policy::owns;
+use super::replicated::{self, Found, Relay};
 use super::{accepted, forward_headers, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
@@ -18,15 +19,18 @@ use crate::transport::Transport;
 /// Both SDK spellings of the query parameter.
 const SESSION_PARAMS: [&str; 2] = ["sessionId", "session_id"];
 
-pub fn open(
+pub async fn open(
     req: &HttpRequest,
     app: &AppState,
     who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
     let cfg = &app.cfg;
     app.policy.admit_session(&app.sessions, who)?;
+    replicated::admit(app)?;
     // The upstream session is created by the client's own `initialize`, not now.
     let session = open_session(app, Transport::LegacySse, who);
+    // Findable from every replica before the client can POST anywhere.
+    replicated::register(app, &session, who, Bytes::new()).await?;
     let id = &session.id;
     let endpoint = format!("{}?sessionId={id}", endpoint_base(req, app));
     session.push_main_frame(sse::encode(Some("endpoint"), None, endpoint.as_bytes()));
@@ -108,12 +112,21 @@ pub async fn post(
     require_json(req)?;
     // The session is checked before the body is read: a stranger's body is never held.
     let sid = session_id(req.query_string()).ok_or(DownstreamError::MissingSessionId)?;
-    let session = app
-        .sessions
-        .get(&sid)
-        .filter(|s| s.client == Transport::LegacySse && !s.is_ended() && owns(s, who))
-        .ok_or(DownstreamError::UnknownSession)?;
+    let found = replicated::find(req, app, who, &sid, Transport::LegacySse).await?;
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
+    let session = match found {
+        Found::Here(s) => s,
+        Found::Owner { id, address } => {
+            return match replicated::relay(req, app, who, &sid, (id, address), Some(body)).await? {
+                Relay::Answered(res) => Ok(res),
+                // Its stream died with its replica: the client must reconnect.
+                Relay::TakenOver(s) => {
+                    s.end(crate::session::EndReason::UpstreamGone);
+                    Err(DownstreamError::UnknownSession.into())
+                }
+            };
+        }
+    };
     let body = parse_client_body(body)?;
     if let Body::Batch(b) = &body {
         session.difference(

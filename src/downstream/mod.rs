@@ -10,6 +10,7 @@ mod guard;
 pub(crate) mod legacy_sse;
 mod modern;
 mod policy;
+mod replicated;
 mod streamable;
 
 pub use auth::Credential;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// Upstream sessions kept for sessionless (2026-07-28) clients.
     pub sessionless: Arc<crate::sessionless::Pool>,
+    /// This replica's membership in the group (`--redis`); `None`: a single process.
+    pub replicas: Option<Arc<crate::replica::membership::Membership>>,
 }
 
 pub async fn dispatch(
@@ -84,7 +87,20 @@ async fn route(
     payload: web::Payload,
     app: &AppState,
 ) -> Result<HttpResponse, Error> {
-    guard::check(req, &app.policy.hosts, &app.cfg.allowed_origins)?;
+    // A request another replica relayed was checked there; its signature is checked here.
+    let relayed = match &app.replicas {
+        Some(m) => m.hop.inbound(req).map_err(|e| {
+            tracing::warn!(why = ?e, "refused a request with a bad replica signature");
+            DownstreamError::ForgedHop
+        })?,
+        None if req.headers().contains_key(crate::replica::hop::HOP_HEADER) => {
+            return Err(DownstreamError::ForgedHop.into())
+        }
+        None => false,
+    };
+    if !relayed {
+        guard::check(req, &app.policy.hosts, &app.cfg.allowed_origins)?;
+    }
     let cfg = &app.cfg;
     // Every path is accepted with or without a trailing slash.
     let path = req.path().trim_end_matches('/');
@@ -103,15 +119,15 @@ async fn route(
     }
     let who = app.policy.authenticate(req)?;
     match (endpoint, req.method().clone()) {
-        (Endpoint::LegacyStream, Method::GET) => legacy_sse::open(req, app, who),
+        (Endpoint::LegacyStream, Method::GET) => legacy_sse::open(req, app, who).await,
         (Endpoint::LegacyMessages, Method::POST) => legacy_sse::post(req, payload, app, who).await,
         (Endpoint::Mcp, Method::POST) => streamable::post(req, payload, app, who).await,
         // The 2026-07-28 era has no GET stream and no sessions to end.
         (Endpoint::Mcp, Method::GET | Method::DELETE) if modern::refuses(req) => {
             Err(DownstreamError::MethodNotAllowed("POST").into())
         }
-        (Endpoint::Mcp, Method::GET) => streamable::get(req, app, who),
-        (Endpoint::Mcp, Method::DELETE) => streamable::delete(req, app, who),
+        (Endpoint::Mcp, Method::GET) => streamable::get(req, app, who).await,
+        (Endpoint::Mcp, Method::DELETE) => streamable::delete(req, app, who).await,
         _ => Err(DownstreamError::MethodNotAllowed(endpoint.methods()).into()),
     }
 }
@@ -137,9 +153,19 @@ fn forward_headers(req: &HttpRequest, app: &AppState, session: &Session) -> Forw
 /// map at once, so that it counts against the limits, with its upstream driver started on
 /// this worker. The upstream session opens with the client's first message.
 fn open_session(app: &AppState, client: Transport, who: Option<Credential>) -> Arc<Session> {
+    open_session_as(app, new_session_id(), client, who)
+}
+
+/// [`open_session`] under a given id (a session taken over from another replica).
+fn open_session_as(
+    app: &AppState,
+    id: Arc<str>,
+    client: Transport,
+    who: Option<Credential>,
+) -> Arc<Session> {
     let (handle, driver) = UpstreamHandle::new();
     let session = Arc::new(Session::new(
-        new_session_id(),
+        id,
         client,
         handle,
         app.cfg.replay,

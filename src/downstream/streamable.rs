@@ -13,7 +13,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{accepts, parse_client_body, read_limited, require_json, sse_response};
-use super::policy::owns;
+use super::replicated::{self, Found, Relay};
 use super::{accepted, forward_headers, header_str, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
@@ -33,16 +33,22 @@ fn check_version(req: &HttpRequest) -> Result<(), DownstreamError> {
     }
 }
 
-fn existing_session(
+/// The session a GET or DELETE names: here, or answered by the replica that owns it.
+async fn existing_session(
     req: &HttpRequest,
     app: &AppState,
     who: Option<Credential>,
-) -> Result<Arc<Session>, DownstreamError> {
+) -> Result<Result<Arc<Session>, HttpResponse>, Error> {
     let sid = header_str(req, SESSION_HEADER).ok_or(DownstreamError::MissingSessionId)?;
-    app.sessions
-        .get(sid)
-        .filter(|s| s.client == Transport::Streamable && !s.is_ended() && owns(s, who))
-        .ok_or(DownstreamError::UnknownSession)
+    match replicated::find(req, app, who, sid, Transport::Streamable).await? {
+        Found::Here(s) => Ok(Ok(s)),
+        Found::Owner { id, address } => {
+            match replicated::relay(req, app, who, sid, (id, address), None).await? {
+                Relay::Answered(res) => Ok(Err(res)),
+                Relay::TakenOver(s) => Ok(Ok(s)),
+            }
+        }
+    }
 }
 
 pub async fn post(
@@ -59,14 +65,26 @@ pub async fn post(
     require_json(req)?;
     // What the headers decide is decided before the body is read: a POST for an unknown
     // session never gets to make the bridge hold its body.
-    let existing = match header_str(req, SESSION_HEADER) {
-        Some(_) => {
+    let found = match header_str(req, SESSION_HEADER) {
+        Some(sid) => {
             check_version(req)?;
-            Some(existing_session(req, app, who)?)
+            Some(replicated::find(req, app, who, sid, Transport::Streamable).await?)
         }
         None => None,
     };
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
+    let existing = match found {
+        Some(Found::Here(s)) => Some(s),
+        Some(Found::Owner { id, address }) => {
+            let sid = header_str(req, SESSION_HEADER).unwrap_or_default();
+            let owner = (id, address);
+            match replicated::relay(req, app, who, sid, owner, Some(body.clone())).await? {
+                Relay::Answered(res) => return Ok(res),
+                Relay::TakenOver(s) => Some(s),
+            }
+        }
+        None => None,
+    };
     // The session may have ended while its body was on the way.
     if existing.as_ref().is_some_and(|s| s.is_ended()) {
         return Err(DownstreamError::UnknownSession.into());
@@ -94,6 +112,7 @@ pub async fn post(
             return Err(DownstreamError::NotInitialized(first_request).into());
         }
         app.policy.admit_session(&app.sessions, who)?;
+        replicated::admit(app)?;
     }
     let session = if let Some(s) = existing {
         if wants_init {
@@ -115,12 +134,14 @@ pub async fn post(
     app.policy.admit_requests(&session, requests)?;
     if requests == 0 {
         for msg in messages {
+            replicated::remember(app, &session, &msg);
             session
                 .forward_one(msg, MAIN_STREAM, &headers, Phase::Forwarding)
                 .await?;
         }
         return Ok(accepted());
     }
+    let initialize = new_session.then(|| messages[0].raw().clone());
     let slot = session.open_request_stream(requests);
     // No session exists for the client until the upstream accepted its initialize.
     let phase = if new_session {
@@ -134,7 +155,11 @@ pub async fn post(
             return Err(e);
         }
     }
-    if new_session {
+    if let Some(initialize) = initialize {
+        if let Err(e) = replicated::register(app, &session, who, initialize).await {
+            session.abandon_stream(&slot);
+            return Err(e);
+        }
         let mut res = HttpResponse::Ok();
         res.insert_header((SESSION_HEADER, &*session.id));
         return Ok(sse_response(res, session, slot, app.cfg.keepalive));
@@ -147,7 +172,7 @@ pub async fn post(
     ))
 }
 
-pub fn get(
+pub async fn get(
     req: &HttpRequest,
     app: &AppState,
     who: Option<Credential>,
@@ -155,8 +180,11 @@ pub fn get(
     if !accepts(req, "text/event-stream") {
         return Err(DownstreamError::NotAcceptable("text/event-stream").into());
     }
-    let session = existing_session(req, app, who)?;
     check_version(req)?;
+    let session = match existing_session(req, app, who).await? {
+        Ok(s) => s,
+        Err(relayed) => return Ok(relayed),
+    };
     let slot = match header_str(req, "last-event-id") {
         Some(last) => match session.resume(last) {
             Some(slot) => slot,
@@ -179,12 +207,15 @@ pub fn get(
     ))
 }
 
-pub fn delete(
+pub async fn delete(
     req: &HttpRequest,
     app: &AppState,
     who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
-    let session = existing_session(req, app, who)?;
+    let session = match existing_session(req, app, who).await? {
+        Ok(s) => s,
+        Err(relayed) => return Ok(relayed),
+    };
     session.end(EndReason::ClientDelete);
     Ok(HttpResponse::Ok().finish())
 }

@@ -18,6 +18,8 @@ pub struct Admin {
     pub observer: Arc<Observer>,
     pub sessions: Arc<SessionMap>,
     pub upstream: Arc<UpstreamShared>,
+    /// This replica's membership (`--redis`): not ready while draining or cut off from Redis.
+    pub replicas: Option<Arc<crate::replica::membership::Membership>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,6 +44,13 @@ async fn metrics(admin: web::Data<Admin>) -> HttpResponse {
 /// Ready when a TCP connection to the upstream succeeds within a second (stdio: when the
 /// last attempt to start the server worked).
 async fn readyz(admin: web::Data<Admin>) -> HttpResponse {
+    if let Some(why) = admin.replicas.as_ref().and_then(|m| m.unready()) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "ready": false,
+            "replica": &*admin.replicas.as_ref().expect("checked").id,
+            "error": why.as_str(),
+        }));
+    }
     let Some(url) = admin.cfg.upstream.url() else {
         return stdio_ready(&admin);
     };

@@ -23,6 +23,9 @@ pub enum Difference {
     EventsReplayed,
     /// The upstream session expired and was re-initialised from the client's `initialize`.
     SessionReinitialised,
+    /// The replica owning the session was gone: this one took the session over and
+    /// re-initialised its upstream session from the client's cached `initialize`.
+    SessionTakenOver,
     /// A message could not be delivered and was dropped.
     MessageDropped,
     /// An error response with a null or missing id was given the id of its request.
@@ -62,7 +65,7 @@ pub enum Difference {
 }
 
 impl Difference {
-    pub const ALL: [Difference; 22] = [
+    pub const ALL: [Difference; 23] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -71,6 +74,7 @@ impl Difference {
         Difference::StreamResumed,
         Difference::EventsReplayed,
         Difference::SessionReinitialised,
+        Difference::SessionTakenOver,
         Difference::MessageDropped,
         Difference::ErrorReaddressed,
         Difference::TransportDetected,
@@ -97,6 +101,7 @@ impl Difference {
             Difference::StreamResumed => "stream_resumed",
             Difference::EventsReplayed => "events_replayed",
             Difference::SessionReinitialised => "session_reinitialised",
+            Difference::SessionTakenOver => "session_taken_over",
             Difference::MessageDropped => "message_dropped",
             Difference::ErrorReaddressed => "error_readdressed",
             Difference::TransportDetected => "transport_detected",

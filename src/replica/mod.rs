@@ -4,11 +4,13 @@
 //! can find — or atomically take over — any session. Every key carries a TTL that its writer
 //! keeps alive: nothing outlives the replicas that need it.
 //!
-//! Part 1 builds the directory only; nothing in the session lifecycle uses it yet (see
-//! docs/REPLICAS.md for what part 2 wires in). Keys and the takeover protocol: [`keys`],
-//! [`scripts`].
+//! [`membership`] is this replica's part in the group (registration, its records, finding and
+//! taking over sessions), [`hop`] the signed replica-to-replica relay. Keys and the takeover
+//! protocol: [`keys`], [`scripts`]; the design: docs/REPLICAS.md.
 
+pub mod hop;
 pub mod keys;
+pub mod membership;
 pub mod registry;
 mod scripts;
 pub mod sessions;

@@ -7,12 +7,22 @@ use dashmap::DashMap;
 
 use super::{Budget, EndReason, Session};
 use crate::transport::{upstream_label, Transport};
+use tokio::sync::mpsc;
 
 pub struct SessionMap {
     sessions: DashMap<Arc<str>, Arc<Session>>,
     max: usize,
     /// What all sessions' client streams may hold together (`--replay-total-bytes`).
     budget: Arc<Budget>,
+    /// Told of every session that ends (the replica directory deletes its record).
+    ends: std::sync::OnceLock<mpsc::UnboundedSender<Ended>>,
+}
+
+/// A session that ended, as [`SessionMap::watch_ends`] reports it.
+pub struct Ended {
+    pub id: Arc<str>,
+    pub client: Transport,
+    pub reason: EndReason,
 }
 
 impl SessionMap {
@@ -21,6 +31,7 @@ impl SessionMap {
             sessions: DashMap::new(),
             max,
             budget: Budget::process(total_bytes),
+            ends: std::sync::OnceLock::new(),
         }
     }
 
@@ -61,8 +72,23 @@ impl SessionMap {
         self.sessions.get(id).map(|s| s.value().clone())
     }
 
-    pub fn remove(&self, id: &str) {
+    /// A session ended: it leaves the map, and the watcher (if any) hears of it.
+    pub(super) fn ended(&self, id: &Arc<str>, client: Transport, reason: EndReason) {
         self.sessions.remove(id);
+        if let Some(tx) = self.ends.get() {
+            let _ = tx.send(Ended {
+                id: id.clone(),
+                client,
+                reason,
+            });
+        }
+    }
+
+    /// Every session that ends from now on (one watcher per map).
+    pub fn watch_ends(&self) -> mpsc::UnboundedReceiver<Ended> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        assert!(self.ends.set(tx).is_ok(), "one watcher per session map");
+        rx
     }
 
     /// Give back the table's spare capacity (after a burst of sessions has ended).
@@ -128,6 +154,23 @@ impl SessionMap {
                 s.sweep(idle_timeout, now);
             }
         }
+    }
+
+    /// Drain step: end every Streamable session with no request in flight; how many have
+    /// requests in flight still (legacy sessions are not counted: they end last).
+    pub fn end_idle_streamable(&self, reason: EndReason) -> usize {
+        let mut busy = 0;
+        for s in self.snapshot() {
+            if s.client != Transport::Streamable {
+                continue;
+            }
+            if s.in_flight() == 0 {
+                s.end(reason);
+            } else {
+                busy += 1;
+            }
+        }
+        busy
     }
 
     /// End every session (server shutdown): upstream sessions are closed.

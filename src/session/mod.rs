@@ -26,7 +26,7 @@ mod writers;
 
 pub use budget::Budget;
 pub use failure::Phase;
-pub use map::SessionMap;
+pub use map::{Ended, SessionMap};
 pub use stream::{Poll, StreamNo, MAIN_STREAM};
 pub use writers::WriterSlot;
 
@@ -58,6 +58,8 @@ pub enum EndReason {
     Shutdown,
     /// A legacy client read nothing for `--slow-reader-timeout` while events waited.
     SlowReader,
+    /// Another replica took the session over (this one lost its directory record).
+    TakenOver,
 }
 
 impl EndReason {
@@ -70,6 +72,7 @@ impl EndReason {
             EndReason::UpstreamGone => "upstream_gone",
             EndReason::Shutdown => "shutdown",
             EndReason::SlowReader => "slow_reader",
+            EndReason::TakenOver => "taken_over",
         }
     }
 }
@@ -392,7 +395,7 @@ impl Session {
         // Out of the map before the upstream hears of it: whoever sees the upstream session
         // end must not still find the session here.
         if let Some(map) = self.registry.upgrade() {
-            map.remove(&self.id);
+            map.ended(&self.id, self.client, reason);
         }
         self.upstream.close();
         let (upstream, from_client, to_client, methods, differences) = summary;

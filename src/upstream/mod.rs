@@ -10,7 +10,7 @@
 mod backoff;
 mod detect;
 pub mod headers;
-mod http;
+pub(crate) mod http;
 mod idle_watch;
 mod legacy_sse;
 mod modern;

@@ -1,0 +1,370 @@
+//! Several bridge replicas sharing a real redis-server, behind a real haproxy that sends
+//! every request to the next replica: a session lives on one replica and every request for
+//! it — whichever replica it lands on — reaches it; a dead owner's Streamable session is
+//! taken over; a forged internal request is refused; Redis going away and coming back.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mcp_testkit::haproxy::Haproxy;
+use mcp_testkit::infra::free_port;
+use mcp_testkit::redis_server::RedisServer;
+use support::*;
+
+const SECRET: &str = "a-replica-secret-for-tests-0123456789";
+
+/// A secret file that goes away with the test.
+struct SecretFile(PathBuf);
+
+impl SecretFile {
+    fn new(content: &str) -> SecretFile {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        let name: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("mcp-bridge-secret-{name}"));
+        std::fs::write(&path, content).unwrap();
+        SecretFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// One replica on a port picked here (its address must be known before it starts).
+fn replica(upstream: &str, redis: &RedisServer, secret: &SecretFile, extra: &[&str]) -> Bridge {
+    let addr = free_port().unwrap();
+    let listen = addr.to_string();
+    let address = format!("http://{addr}");
+    let redis_url = redis.url();
+    let mut args = vec![
+        "mcp-bridge",
+        "--upstream",
+        upstream,
+        "--keepalive",
+        "300ms",
+        "--upstream-timeout",
+        "5s",
+        "--redis",
+        &redis_url,
+        "--replica-address",
+        &address,
+        "--replica-secret-file",
+        secret.path(),
+        "--listen",
+        &listen,
+    ];
+    args.extend_from_slice(extra);
+    init_logs();
+    let cfg = mcp_bridge::Config::from_args(args).expect("valid test config");
+    mcp_bridge::spawn(cfg).expect("replica starts")
+}
+
+/// `n` replicas in front of `upstream`, and haproxy rotating over them.
+struct Group {
+    replicas: Vec<Bridge>,
+    lb: Haproxy,
+    redis: RedisServer,
+    _secret: SecretFile,
+}
+
+impl Group {
+    fn start(n: usize, upstream: &str, extra: &[&str]) -> Group {
+        let redis = RedisServer::start();
+        let secret = SecretFile::new(SECRET);
+        let replicas: Vec<Bridge> = (0..n)
+            .map(|_| replica(upstream, &redis, &secret, extra))
+            .collect();
+        let backends: Vec<SocketAddr> = replicas.iter().map(|b| b.addr).collect();
+        let lb = Haproxy::start(&backends);
+        Group {
+            replicas,
+            lb,
+            redis,
+            _secret: secret,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.lb.url())
+    }
+
+    fn sessions(&self) -> Vec<usize> {
+        self.replicas.iter().map(|b| b.session_count()).collect()
+    }
+}
+
+fn progress_trace(ex: &mcp_testkit::Exchange) -> Vec<String> {
+    notification_trace(&ex.notifications)
+}
+
+#[actix_rt::test]
+async fn a_streamable_session_is_served_whichever_replica_a_request_lands_on() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let group = Group::start(3, &server.url(), &[]);
+    let client = StreamableClient::new(&group.url("/mcp"), &[]);
+    client.initialize("2025-06-18").await.unwrap();
+    assert_eq!(group.sessions().iter().sum::<usize>(), 1, "one owner");
+
+    // Six requests rotate over three replicas: two of every three are relayed.
+    for i in 0..6 {
+        let ex = client
+            .request(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": format!("hi {i}")}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ex.text(),
+            Some(format!("hi {i}").as_str()),
+            "{:?}",
+            ex.response
+        );
+    }
+    let ex = client
+        .request("tools/call", progress_call(3, json!("p")))
+        .await
+        .unwrap();
+    assert!(ex.result().is_some(), "{:?}", ex.response);
+    let trace = progress_trace(&ex);
+    assert!(
+        trace.iter().filter(|t| t.starts_with("progress:")).count() == 3,
+        "every progress notification of the call, in its own response: {trace:?}"
+    );
+
+    // The standalone stream, opened on whichever replica: unsolicited messages arrive.
+    let get = client.open_get(None).await.unwrap();
+    assert_eq!(get.status, 200, "{}", get.text());
+    let mut stream = get.into_sse().expect("an SSE stream");
+    let delivered = server.wait_until(|s| s.get_streams() > 0, WAIT).await;
+    assert!(delivered, "the owner opened the upstream GET stream");
+    server.send_unsolicited(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+    let event = stream
+        .next_event(WAIT)
+        .await
+        .expect("an event on the relayed stream");
+    assert!(event.data.contains("tools/list_changed"), "{}", event.data);
+
+    assert_eq!(client.delete().await.unwrap(), 200);
+    assert!(
+        eventually(|| group.sessions().iter().sum::<usize>() == 0).await,
+        "DELETE, wherever it landed, ended the session on its owner: {:?}",
+        group.sessions()
+    );
+    let after = client.request("tools/list", json!({})).await;
+    assert!(after.is_err() || after.unwrap().error().is_some());
+}
+
+#[actix_rt::test]
+async fn a_legacy_client_posts_to_any_replica_and_hears_on_its_stream() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let group = Group::start(3, &server.url(), &[]);
+    let client = LegacyClient::connect(&group.url("/sse"), &[])
+        .await
+        .unwrap();
+    client.initialize("2024-11-05").await.unwrap();
+    for i in 0..4 {
+        let ex = client
+            .request(
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": format!("yo {i}")}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ex.text(),
+            Some(format!("yo {i}").as_str()),
+            "{:?}",
+            ex.response
+        );
+    }
+    let ex = client
+        .request("tools/call", progress_call(2, json!(7)))
+        .await
+        .unwrap();
+    assert_eq!(
+        progress_trace(&ex)
+            .iter()
+            .filter(|t| t.starts_with("progress:"))
+            .count(),
+        2,
+        "{:?}",
+        ex.notifications
+    );
+    assert_eq!(group.sessions().iter().sum::<usize>(), 1);
+}
+
+#[actix_rt::test]
+async fn a_forged_or_foreign_internal_request_is_refused() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let group = Group::start(2, &server.url(), &[]);
+    let client = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    client.initialize("2025-06-18").await.unwrap();
+    let sid = client.session_id().unwrap();
+    let list = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#;
+    let url = group.replicas[0].url("/mcp");
+    let now = mcp_bridge::replica::hop::unix_now();
+    let other = mcp_bridge::replica::hop::HopKey::new(b"not-the-shared-secret-at-all!!");
+    let right = mcp_bridge::replica::hop::HopKey::new(SECRET.as_bytes());
+    for forged in [
+        "v1 1 00".to_string(),
+        other.sign("POST", "/mcp", &sid, now),
+        right.sign("POST", "/mcp", &sid, now - 600),
+        right.sign("POST", "/mcp", "another-session", now),
+    ] {
+        let r = raw(
+            "POST",
+            &url,
+            &[
+                JSON,
+                ACCEPT_BOTH,
+                ("mcp-session-id", &sid),
+                ("mcp-bridge-hop", &forged),
+            ],
+            list,
+        )
+        .await;
+        assert_eq!(r.status, 403, "{forged}: {}", r.body);
+    }
+    // The real thing passes (what a replica sends).
+    let signed = right.sign("POST", "/mcp", &sid, now);
+    let r = raw(
+        "POST",
+        &url,
+        &[
+            JSON,
+            ACCEPT_BOTH,
+            ("mcp-session-id", &sid),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("mcp-bridge-hop", &signed),
+        ],
+        list,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A bridge without replicas never accepts the header either.
+    let single = bridge(&server.url(), &[]);
+    let r = raw(
+        "POST",
+        &single.url("/mcp"),
+        &[JSON, ACCEPT_BOTH, ("mcp-bridge-hop", &signed)],
+        INIT,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+#[actix_rt::test]
+async fn a_dead_owners_streamable_session_is_taken_over_and_carries_on() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut group = Group::start(2, &server.url(), &[]);
+    let on_owner = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    on_owner.initialize("2025-06-18").await.unwrap();
+    let sid = on_owner.session_id().unwrap();
+    let initializes = |s: &FakeServer| {
+        s.requests()
+            .iter()
+            .filter(|r| r.rpc_method().as_deref() == Some("initialize"))
+            .count()
+    };
+    assert_eq!(initializes(&server), 1);
+
+    // The owner dies without a word (its heartbeat key is still there).
+    drop(group.replicas.remove(0));
+    let elsewhere = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    elsewhere.set_session_id(Some(&sid));
+    elsewhere.set_protocol_version(Some("2025-06-18"));
+    let ex = elsewhere
+        .request(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "still here"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.text(), Some("still here"), "{:?}", ex.response);
+    assert_eq!(
+        initializes(&server),
+        2,
+        "the upstream re-initialised from the cached initialize"
+    );
+    let replayed = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("notifications/initialized"))
+        .count();
+    assert_eq!(replayed, 2, "notifications/initialized replayed too");
+    assert_eq!(group.replicas[0].session_count(), 1);
+    assert_eq!(
+        elsewhere.session_id().as_deref(),
+        Some(sid.as_str()),
+        "same session id"
+    );
+}
+
+#[actix_rt::test]
+async fn without_redis_owned_sessions_work_others_get_503_and_all_recovers() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut group = Group::start(2, &server.url(), &["--admin-listen", "127.0.0.1:0"]);
+    let on_owner = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    on_owner.initialize("2025-06-18").await.unwrap();
+    let sid = on_owner.session_id().unwrap();
+    let list = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
+    let via_other = || {
+        let url = group.replicas[1].url("/mcp");
+        let sid = sid.clone();
+        async move {
+            raw(
+                "POST",
+                &url,
+                &[
+                    JSON,
+                    ACCEPT_BOTH,
+                    ("mcp-session-id", &sid),
+                    ("mcp-protocol-version", "2025-06-18"),
+                ],
+                list,
+            )
+            .await
+        }
+    };
+    assert_eq!(via_other().await.status, 200);
+
+    group.redis.kill();
+    let r = via_other().await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    let ex = on_owner.request("tools/list", json!({})).await.unwrap();
+    assert!(ex.result().is_some(), "the owner still serves its session");
+    let ready = raw("GET", &group.replicas[1].admin_url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.body.contains("redis unreachable"), "{}", ready.body);
+    let fresh = StreamableClient::new(&group.replicas[1].url("/mcp"), &[]);
+    assert!(
+        fresh.initialize("2025-06-18").await.is_err(),
+        "no new session that others could not find"
+    );
+
+    // Redis comes back empty: the owner writes its record back, and the relay works again.
+    group.redis.restart().unwrap();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if via_other().await.status == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "relaying recovers by itself once Redis is back");
+    let ready = raw("GET", &group.replicas[1].admin_url("/readyz"), &[], "").await;
+    assert!(!ready.body.contains("redis unreachable"), "{}", ready.body);
+}
