@@ -315,56 +315,64 @@ async fn a_dead_owners_streamable_session_is_taken_over_and_carries_on() {
 async fn without_redis_owned_sessions_work_others_get_503_and_all_recovers() {
     let server = FakeServer::start(ServerOptions::streamable());
     let mut group = Group::start(2, &server.url(), &["--admin-listen", "127.0.0.1:0"]);
-    let on_owner = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
-    on_owner.initialize("2025-06-18").await.unwrap();
-    let sid = on_owner.session_id().unwrap();
+    let owner_url = group.replicas[0].url("/mcp");
+    let other_url = group.replicas[1].url("/mcp");
+    let known = StreamableClient::new(&owner_url, &[]);
+    known.initialize("2025-06-18").await.unwrap();
+    let unknown = StreamableClient::new(&owner_url, &[]);
+    unknown.initialize("2025-06-18").await.unwrap();
     let list = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
-    let via_other = || {
-        let url = group.replicas[1].url("/mcp");
-        let sid = sid.clone();
+    let via_other = |sid: String| {
+        let url = other_url.clone();
         async move {
-            raw(
-                "POST",
-                &url,
-                &[
-                    JSON,
-                    ACCEPT_BOTH,
-                    ("mcp-session-id", &sid),
-                    ("mcp-protocol-version", "2025-06-18"),
-                ],
-                list,
-            )
-            .await
+            let headers = [
+                JSON,
+                ACCEPT_BOTH,
+                ("mcp-session-id", sid.as_str()),
+                ("mcp-protocol-version", "2025-06-18"),
+            ];
+            raw("POST", &url, &headers, list).await
         }
     };
-    assert_eq!(via_other().await.status, 200);
+    // The other replica has relayed for `known` before: it remembers where it lives.
+    assert_eq!(via_other(known.session_id().unwrap()).await.status, 200);
 
     group.redis.kill();
-    let r = via_other().await;
-    assert_eq!(r.status, 503, "{}", r.body);
+    let r = via_other(unknown.session_id().unwrap()).await;
+    assert_eq!(
+        r.status, 503,
+        "a session never looked up cannot be found: {}",
+        r.body
+    );
     assert!(r.headers.contains_key("retry-after"));
-    let ex = on_owner.request("tools/list", json!({})).await.unwrap();
+    let r = via_other(known.session_id().unwrap()).await;
+    assert_eq!(r.status, 200, "a known route needs no Redis: {}", r.body);
+    let ex = unknown.request("tools/list", json!({})).await.unwrap();
     assert!(ex.result().is_some(), "the owner still serves its session");
     let ready = raw("GET", &group.replicas[1].admin_url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 503);
     assert!(ready.body.contains("redis unreachable"), "{}", ready.body);
-    let fresh = StreamableClient::new(&group.replicas[1].url("/mcp"), &[]);
+    let fresh = StreamableClient::new(&other_url, &[]);
     assert!(
         fresh.initialize("2025-06-18").await.is_err(),
-        "no new session that others could not find"
+        "no new session that the other replicas could not find"
     );
 
-    // Redis comes back empty: the owner writes its record back, and the relay works again.
+    // Redis comes back empty: the owner writes its records back, and lookups work again.
     group.redis.restart().unwrap();
     let mut recovered = false;
     for _ in 0..100 {
-        if via_other().await.status == 200 {
+        if via_other(unknown.session_id().unwrap()).await.status == 200 {
             recovered = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(recovered, "relaying recovers by itself once Redis is back");
+    assert!(
+        recovered,
+        "lookups recover by themselves once Redis is back"
+    );
     let ready = raw("GET", &group.replicas[1].admin_url("/readyz"), &[], "").await;
     assert!(!ready.body.contains("redis unreachable"), "{}", ready.body);
+    assert!(fresh.initialize("2025-06-18").await.is_ok());
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use url::Url;
@@ -159,8 +160,9 @@ pub enum Relay {
     TakenOver(Arc<Session>),
 }
 
-/// Relay `req` (its `body` already read) to the owner; if the owner cannot be reached, take
-/// a Streamable session over.
+/// Relay `req` (its `body` already read) to the owner. If the owner cannot be reached, a
+/// Streamable session is taken over; if it answers 404 (the session moved, e.g. its owner is
+/// draining), the session is looked up once more and followed.
 pub async fn relay(
     req: &HttpRequest,
     app: &AppState,
@@ -172,29 +174,58 @@ pub async fn relay(
     let m = app.replicas.as_ref().expect("only replicas relay");
     let client = crate::upstream::http::client(&app.upstream);
     let deadline = app.cfg.upstream_timeout + Duration::from_secs(2);
-    let (owner_id, address) = owner;
-    match hop::relay(&client, req, body, &address, &m.hop, deadline).await {
-        Relayed::Answer(res) => Ok(Relay::Answered(res)),
-        Relayed::Failed(why) => {
-            tracing::warn!(session = sid, owner = %owner_id, "relay to the owning replica failed: {why}");
-            Err(DownstreamError::RelayFailed(why).into())
-        }
-        Relayed::OwnerUnreachable(why) => {
-            tracing::warn!(session = sid, owner = %owner_id, "owning replica unreachable ({why}): taking the session over");
-            let claimed = m
-                .owner_unreachable(sid, &owner_id, credential_hex(who))
-                .await
-                .map_err(unavailable)?;
-            match claimed {
-                Located::Adopt(a) => adopt(req, app, a).await.map(Relay::TakenOver),
-                // Someone else took it (or is taking it) over: the client retries there.
-                Located::Busy | Located::Owner { .. } => {
-                    Err(DownstreamError::ReplicasUnavailable("the session is moving").into())
-                }
-                Located::Nowhere => Err(DownstreamError::UnknownSession.into()),
+    let (mut owner_id, mut address) = owner;
+    let mut followed = false;
+    // Bounded: each turn follows the session to a new owner or takes it over.
+    for _ in 0..3 {
+        let relayed = hop::relay(&client, req, body.clone(), &address, &m.hop, deadline).await;
+        let located = match relayed {
+            Relayed::Answer(res) if res.status() != StatusCode::NOT_FOUND || followed => {
+                return Ok(Relay::Answered(res))
             }
+            Relayed::Answer(res) => {
+                m.forget_route(sid);
+                followed = true;
+                let client = if req.path().trim_end_matches('/') == app.cfg.messages_path {
+                    Transport::LegacySse
+                } else {
+                    Transport::Streamable
+                };
+                match m
+                    .locate(sid, credential_hex(who), recorded(client))
+                    .await
+                    .map_err(unavailable)?
+                {
+                    Located::Owner { id, .. } if id == owner_id => return Ok(Relay::Answered(res)),
+                    other => other,
+                }
+            }
+            Relayed::Failed(why) => {
+                tracing::warn!(session = sid, owner = %owner_id, "relay to the owning replica failed: {why}");
+                return Err(DownstreamError::RelayFailed(why).into());
+            }
+            Relayed::OwnerUnreachable(why) => {
+                tracing::warn!(session = sid, owner = %owner_id, "owning replica unreachable ({why}): taking the session over");
+                m.forget_route(sid);
+                m.owner_unreachable(sid, &owner_id, credential_hex(who))
+                    .await
+                    .map_err(unavailable)?
+            }
+        };
+        match located {
+            Located::Adopt(a) => return adopt(req, app, a).await.map(Relay::TakenOver),
+            Located::Owner { id, address: next } if !followed || id != owner_id => {
+                (owner_id, address) = (id, next);
+                followed = true;
+            }
+            // Someone else is taking it over right now: the client retries shortly.
+            Located::Busy | Located::Owner { .. } => {
+                return Err(DownstreamError::ReplicasUnavailable("the session is moving").into())
+            }
+            Located::Nowhere => return Err(DownstreamError::UnknownSession.into()),
         }
     }
+    Err(DownstreamError::ReplicasUnavailable("the session is moving").into())
 }
 
 /// Rebuild a taken-over session here: same id, same credential, its upstream session

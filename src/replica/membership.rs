@@ -28,6 +28,20 @@ use crate::session::{EndReason, Ended, SessionMap};
 
 /// Deadline for one directory operation seen from a request (Redis' own timeouts retry).
 const OP_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a session's owner, once looked up, is relayed to without asking Redis again. A
+/// stale route corrects itself: a dead owner refuses the connection, and an owner that no
+/// longer holds the session answers 404, on which the caller looks again ([`Membership::forget_route`]).
+const ROUTE_TTL: Duration = Duration::from_secs(30);
+
+/// A looked-up owner, for the requests of the same client that follow.
+#[derive(Clone)]
+struct Route {
+    owner: String,
+    address: Url,
+    credential: Option<String>,
+    client: Transport,
+    at: std::time::Instant,
+}
 
 /// Where a session this replica does not hold is.
 pub enum Located {
@@ -75,6 +89,8 @@ pub struct Membership {
     pub hop: HopKey,
     /// The records of the sessions this replica owns, to write back after Redis lost them.
     owned: DashMap<Arc<str>, SessionRecord>,
+    /// Owners of sessions held elsewhere, as last looked up.
+    routes: DashMap<Arc<str>, Route>,
     /// Sessions being rebuilt here after a takeover; receivers learn when that is over.
     adopting: DashMap<Arc<str>, watch::Receiver<bool>>,
     redis_ok: AtomicBool,
@@ -144,6 +160,7 @@ impl Membership {
             rt,
             hop: HopKey::new(&secret),
             owned: DashMap::new(),
+            routes: DashMap::new(),
             adopting: DashMap::new(),
             redis_ok: AtomicBool::new(true),
             draining: AtomicBool::new(false),
@@ -233,6 +250,14 @@ impl Membership {
         credential: Option<String>,
         client: Transport,
     ) -> Result<Located, DirectoryError> {
+        if let Some(r) = self.routes.get(id) {
+            if r.credential == credential && r.client == client && r.at.elapsed() < ROUTE_TTL {
+                return Ok(Located::Owner {
+                    id: r.owner.clone(),
+                    address: r.address.clone(),
+                });
+            }
+        }
         for _ in 0..3 {
             let dir = self.dir.clone();
             let sid = id.to_owned();
@@ -260,10 +285,20 @@ impl Membership {
                 .await?;
             if let Some(address) = address {
                 return match Url::parse(&address) {
-                    Ok(address) => Ok(Located::Owner {
-                        id: rec.owner,
-                        address,
-                    }),
+                    Ok(address) => {
+                        let route = Route {
+                            owner: rec.owner.clone(),
+                            address: address.clone(),
+                            credential,
+                            client,
+                            at: std::time::Instant::now(),
+                        };
+                        self.routes.insert(id.into(), route);
+                        Ok(Located::Owner {
+                            id: rec.owner,
+                            address,
+                        })
+                    }
                     Err(e) => Err(DirectoryError::BadRecord {
                         key: format!("replica {}", rec.owner),
                         why: format!("address {address:?}: {e}"),
@@ -280,6 +315,11 @@ impl Membership {
             }
         }
         Ok(Located::Nowhere)
+    }
+
+    /// The route to `id` proved wrong (its owner refused the connection, or answered 404).
+    pub fn forget_route(&self, id: &str) {
+        self.routes.remove(id);
     }
 
     /// Some live replica other than this one.
@@ -445,6 +485,7 @@ impl Membership {
                 return;
             }
             beats += 1;
+            self.routes.retain(|_, r| r.at.elapsed() < ROUTE_TTL);
             let ok = tokio::time::timeout(OP_DEADLINE, self.dir.heartbeat(&self.id, &address))
                 .await
                 .is_ok_and(|r| r.is_ok());
