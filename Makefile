@@ -52,7 +52,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
+bench: infra-deps
 	bash bench/run.sh
 
 clean:

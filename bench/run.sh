@@ -38,7 +38,7 @@ ulimit -n "$hard" 2>/dev/null || echo "[bench] could not raise the open-files li
 echo "[bench] open-files limit: $(ulimit -n) (hard $(ulimit -Hn))" >&2
 
 echo "[bench] building (release)…" >&2
-$CARGO build --release --example loadgen --example stdio_server --bin mcp-bridge >&2
+$CARGO build --release --example loadgen --example stdio_server --example replica_bench --bin mcp-bridge >&2
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then
@@ -65,6 +65,20 @@ timeout --foreground --kill-after=10 "${BENCH_TIMEOUT:-900}" \
     --log-dir "$LOG_DIR" \
     --commit "$commit" \
     "$@" || status=$?
+# Replicas (issue 16): three bridges on a real redis-server behind haproxy (`make bench`
+# installs both first, as `make test` does). With --only, runs when `r` is listed.
+only="" prev=""
+for a in "$@"; do
+  case $a in --only=*) only=${a#--only=} ;; esac
+  if [ "$prev" = "--only" ]; then only=$a; fi
+  prev=$a
+done
+if { [ -z "$only" ] || [[ ",$only," == *",r,"* ]]; } && [ "$status" -le 1 ]; then
+  echo "[bench] replicas: relay latency, 1 vs 3 replicas, Redis memory per session…" >&2
+  timeout --foreground --kill-after=10 300 \
+    target/release/examples/replica_bench --out "$OUT_DIR/latest.md" >&2 || status=$?
+fi
+
 case $status in
   0) echo "[bench] done: every run clean (no errors, no lost or reordered notifications)" >&2 ;;
   1) echo "[bench] done, but some runs had errors or lost/reordered notifications (see the table)" >&2 ;;
