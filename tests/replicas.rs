@@ -109,10 +109,25 @@ fn progress_trace(ex: &mcp_testkit::Exchange) -> Vec<String> {
 #[actix_rt::test]
 async fn a_streamable_session_is_served_whichever_replica_a_request_lands_on() {
     let server = FakeServer::start(ServerOptions::streamable());
-    let group = Group::start(3, &server.url(), &[]);
+    let group = Group::start(3, &server.url(), &["--admin-listen", "127.0.0.1:0"]);
     let client = StreamableClient::new(&group.url("/mcp"), &[]);
     client.initialize("2025-06-18").await.unwrap();
     assert_eq!(group.sessions().iter().sum::<usize>(), 1, "one owner");
+    let relayed = || async {
+        let mut n = 0;
+        for b in &group.replicas {
+            let text = raw("GET", &b.admin_url("/metrics"), &[], "").await.body;
+            n += text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("mcp_bridge_replica_relays_total{outcome=\"answered\"} ")
+                })
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        n
+    };
+    let before = relayed().await;
 
     // Six requests rotate over three replicas: two of every three are relayed.
     for i in 0..6 {
@@ -130,6 +145,10 @@ async fn a_streamable_session_is_served_whichever_replica_a_request_lands_on() {
             ex.response
         );
     }
+    assert!(
+        relayed().await - before >= 4,
+        "two in three of six requests were relayed to the owner"
+    );
     let ex = client
         .request("tools/call", progress_call(3, json!("p")))
         .await

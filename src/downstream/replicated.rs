@@ -181,7 +181,8 @@ pub async fn relay(
         let relayed = hop::relay(&client, req, body.clone(), &address, &m.hop, deadline).await;
         let located = match relayed {
             Relayed::Answer(res) if res.status() != StatusCode::NOT_FOUND || followed => {
-                return Ok(Relay::Answered(res))
+                app.observer.metrics.relay("answered");
+                return Ok(Relay::Answered(res));
             }
             Relayed::Answer(res) => {
                 m.forget_route(sid);
@@ -201,6 +202,7 @@ pub async fn relay(
                 }
             }
             Relayed::Failed(why) => {
+                app.observer.metrics.relay("failed");
                 tracing::warn!(session = sid, owner = %owner_id, "relay to the owning replica failed: {why}");
                 return Err(DownstreamError::RelayFailed(why).into());
             }
@@ -213,7 +215,10 @@ pub async fn relay(
             }
         };
         match located {
-            Located::Adopt(a) => return adopt(req, app, a).await.map(Relay::TakenOver),
+            Located::Adopt(a) => {
+                app.observer.metrics.relay("taken_over");
+                return adopt(req, app, a).await.map(Relay::TakenOver);
+            }
             Located::Owner { id, address: next } if !followed || id != owner_id => {
                 (owner_id, address) = (id, next);
                 followed = true;

@@ -43,6 +43,8 @@ const METHODS: [&str; 18] = [
     "tasks/cancel",
     "other",
 ];
+/// How a request relayed to the replica owning its session ended (`--redis`).
+pub const RELAY_OUTCOMES: [&str; 3] = ["answered", "taken_over", "failed"];
 /// Latency bucket bounds, seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -74,6 +76,7 @@ pub struct Metrics {
     latency: [Histogram; METHODS.len()],
     refusals: AtomicU64,
     journal_dropped: AtomicU64,
+    relays: [AtomicU64; RELAY_OUTCOMES.len()],
 }
 
 /// Values only known by walking the live sessions, filled in at scrape time.
@@ -126,6 +129,13 @@ impl Metrics {
 
     pub fn refusal(&self) {
         self.refusals.fetch_add(1, Relaxed);
+    }
+
+    /// A request relayed to another replica ended with `outcome` (one of [`RELAY_OUTCOMES`]).
+    pub fn relay(&self, outcome: &str) {
+        if let Some(i) = RELAY_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.relays[i].fetch_add(1, Relaxed);
+        }
     }
 
     pub fn journal_dropped(&self) {
@@ -251,6 +261,19 @@ impl Metrics {
         );
         family(
             &mut out,
+            "mcp_bridge_replica_relays_total",
+            "counter",
+            "Requests relayed to the replica owning their session, by outcome.",
+        );
+        for (i, outcome) in RELAY_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "mcp_bridge_replica_relays_total{{outcome=\"{outcome}\"}} {}",
+                self.relays[i].load(Relaxed)
+            );
+        }
+        family(
+            &mut out,
             "mcp_bridge_journal_dropped_total",
             "counter",
             "Journal lines dropped because the journal queue was full.",
@@ -291,5 +314,12 @@ mod tests {
         ));
         assert!(text.contains("mcp_bridge_request_duration_seconds_count{method=\"other\"} 1"));
         assert!(text.contains("mcp_bridge_buffered_bytes 7"));
+        m.relay("answered");
+        let text = m.render(&Snapshot {
+            sessions: vec![],
+            buffered_bytes: 0,
+        });
+        assert!(text.contains("mcp_bridge_replica_relays_total{outcome=\"answered\"} 1"));
+        assert!(text.contains("mcp_bridge_replica_relays_total{outcome=\"failed\"} 0"));
     }
 }
