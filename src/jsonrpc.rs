@@ -42,6 +42,12 @@ impl Id {
         Id(format!("\"mcp-bridge-{n}\"").into())
     }
 
+    /// An id from its JSON text (a string or a number), as [`Id::json`] gave it.
+    pub fn from_json_text(text: &str) -> Option<Id> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        Id::from_raw(&raw)
+    }
+
     /// A text that is equal for equal JSON values (see [`id_key`]).
     fn value_key(&self) -> Cow<'_, str> {
         id_key::of(&self.0)

@@ -69,7 +69,11 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         cfg.sessionless_idle,
     ));
     let replicas = match &cfg.replicas {
-        Some(r) => Some(Membership::start(r, sessions.clone())?),
+        Some(r) => Some(Membership::start(
+            r,
+            sessions.clone(),
+            cfg.replay.events * 8,
+        )?),
         None => None,
     };
     let admin = match cfg.admin_listen {

@@ -395,3 +395,76 @@ async fn without_redis_owned_sessions_work_others_get_503_and_all_recovers() {
     assert!(!ready.body.contains("redis unreachable"), "{}", ready.body);
     assert!(fresh.initialize("2025-06-18").await.is_ok());
 }
+
+#[actix_rt::test]
+async fn with_redis_replay_a_resume_after_the_owners_loss_gets_what_it_missed() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut group = Group::start(2, &server.url(), &["--redis-replay"]);
+    let client = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    client.initialize("2025-06-18").await.unwrap();
+    let sid = client.session_id().unwrap();
+
+    // A slow call: one log message and one progress notification per step.
+    let call = json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"steps": 20, "delay_ms": 150},
+                   "_meta": {"progressToken": "slow"}}});
+    let resp = client.post_raw(&call.to_string(), &[]).await.unwrap();
+    let mut stream = resp.into_sse().expect("an SSE answer");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = stream.next_event(WAIT).await.expect("an event");
+        if e.data.is_empty() {
+            continue; // priming
+        }
+        seen.push(e);
+    }
+    let last_seen = seen[1].id.clone().expect("resumable events carry ids");
+
+    // The owner emits two more events the client does not read, and they reach Redis.
+    let redis = redis::Client::open(group.redis.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("mcp-bridge:events:{sid}");
+    let mut mirrored = 0;
+    for _ in 0..200 {
+        mirrored = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async::<i64>(&mut conn)
+            .await
+            .unwrap();
+        // initialize (waiting, its answer, answered), the call waiting, four events.
+        if mirrored >= 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(mirrored >= 8, "{mirrored} entries mirrored");
+
+    // The owner is lost; the client resumes where it stopped, on the other replica.
+    drop(stream);
+    drop(group.replicas.remove(0));
+    let other = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    other.set_session_id(Some(&sid));
+    other.set_protocol_version(Some("2025-06-18"));
+    let resumed = other.open_get(Some(&last_seen)).await.unwrap();
+    assert_eq!(resumed.status, 200, "{}", resumed.text());
+    let mut stream = resumed.into_sse().unwrap();
+    let mut replayed: Vec<Value> = Vec::new();
+    while let Some(e) = stream.next_event(WAIT).await {
+        if !e.data.is_empty() {
+            replayed.push(serde_json::from_str(&e.data).unwrap());
+        }
+    }
+    assert!(replayed.len() >= 3, "{replayed:?}");
+    let trace = notification_trace(&replayed[..replayed.len() - 1]);
+    assert_eq!(
+        &trace[..2],
+        ["log:step 2", "progress:2/20"],
+        "the events after the client's last id, in order: {replayed:?}"
+    );
+    let last = replayed.last().unwrap();
+    assert_eq!(last["id"], 77, "{last}");
+    assert!(
+        last["error"]["message"].as_str().unwrap().contains("lost"),
+        "the call the lost replica never answered is answered with an error: {last}"
+    );
+}

@@ -38,6 +38,12 @@ pub struct ReplicaArgs {
     #[arg(long, env = "MCP_BRIDGE_REPLICA_SECRET_FILE")]
     pub replica_secret_file: Option<PathBuf>,
 
+    /// Also keep the replay logs of Streamable sessions in Redis (one stream per session,
+    /// bounded like the in-memory logs), so that a client resuming with Last-Event-ID after
+    /// its replica was lost gets the events it missed. Costs one Redis write per event.
+    #[arg(long, env = "MCP_BRIDGE_REDIS_REPLAY")]
+    pub redis_replay: bool,
+
     /// On SIGTERM, how long requests in flight may take to finish before the replica ends
     /// its sessions (Streamable ones are taken over by the other replicas) and exits.
     #[arg(long, env = "MCP_BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
@@ -55,6 +61,8 @@ pub struct Replicas {
     pub address: Url,
     pub secret_file: PathBuf,
     pub drain_timeout: std::time::Duration,
+    /// `--redis-replay`.
+    pub replay: bool,
 }
 
 impl std::fmt::Debug for Replicas {
@@ -70,6 +78,7 @@ impl std::fmt::Debug for Replicas {
             .field("address", &self.address.as_str())
             .field("secret_file", &self.secret_file)
             .field("drain_timeout", &self.drain_timeout)
+            .field("replay", &self.replay)
             .finish()
     }
 }
@@ -80,6 +89,7 @@ impl Replicas {
         let bad = |s: String| Err(ConfigError(s));
         let Some(raw) = a.redis else {
             for (flag, given) in [
+                ("--redis-replay", a.redis_replay),
                 ("--redis-password-file", a.redis_password_file.is_some()),
                 ("--replica-address", a.replica_address.is_some()),
                 ("--replica-secret-file", a.replica_secret_file.is_some()),
@@ -129,6 +139,7 @@ impl Replicas {
             address,
             secret_file,
             drain_timeout: a.drain_timeout,
+            replay: a.redis_replay,
         }))
     }
 }

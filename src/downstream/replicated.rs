@@ -99,6 +99,11 @@ pub async fn register(
         session.end(EndReason::Shutdown);
         return Err(unavailable(e));
     }
+    if session.client.resumable() {
+        if let Some(mirror) = m.mirror() {
+            session.set_mirror(mirror);
+        }
+    }
     Ok(())
 }
 
@@ -242,15 +247,29 @@ async fn adopt(
 ) -> Result<Arc<Session>, Error> {
     let rec = adoption.record.clone();
     let who = credential_of(rec.credential.as_deref());
+    let m = app.replicas.as_ref().expect("only replicas adopt");
+    // The replay log first: a resume may name any stream the lost replica had.
+    let mirrored = m.mirrored(&rec.id).await.unwrap_or_else(|e| {
+        tracing::warn!(session = %rec.id, "reading the replay log failed: {e}");
+        Default::default()
+    });
     let session = open_session_as(app, rec.id.as_str().into(), Transport::Streamable, who);
+    let (streams, events, failed) = session.restore(mirrored);
+    if let Some(mirror) = m.mirror() {
+        session.set_mirror(mirror);
+    }
     let headers = forward_headers(req, app, &session);
     match replay_handshake(&session, &rec, &headers, app.cfg.upstream_timeout).await {
         Ok(()) => {
+            let restored = match m.mirror() {
+                Some(_) => format!("; {events} event(s) of {streams} stream(s) restored from Redis for Last-Event-ID, {failed} unanswered request(s) answered with an error"),
+                None => String::new(),
+            };
             session.difference(
                 Difference::SessionTakenOver,
                 None,
                 &format!(
-                    "session taken over from a replica that is gone (epoch {}); upstream re-initialised from the client's initialize",
+                    "session taken over from a replica that is gone (epoch {}); upstream re-initialised from the client's initialize{restored}",
                     rec.epoch
                 ),
             );

@@ -46,6 +46,11 @@ impl Keys {
     pub fn session(&self, id: &str) -> String {
         format!("{}session:{id}", self.prefix)
     }
+
+    /// A session's mirrored replay log (a Redis stream; `--redis-replay`).
+    pub fn events(&self, id: &str) -> String {
+        format!("{}events:{id}", self.prefix)
+    }
 }
 
 impl Default for Keys {

@@ -96,6 +96,8 @@ pub struct Membership {
     redis_ok: AtomicBool,
     draining: AtomicBool,
     drain_timeout: Duration,
+    /// Where Streamable sessions' replay logs are copied (`--redis-replay`).
+    mirror: Option<Arc<super::replay::RedisMirror>>,
     /// The heartbeat and ended-session tasks, stopped by [`Membership::stop`].
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -120,7 +122,12 @@ impl Membership {
     /// Read the secret files, connect to Redis, register, and start the heartbeat, the
     /// record refresher and the listener for ended sessions. Fails when Redis is
     /// unreachable at startup.
-    pub fn start(cfg: &Replicas, sessions: Arc<SessionMap>) -> std::io::Result<Arc<Membership>> {
+    /// `replay_cap`: entries kept per session with `--redis-replay`.
+    pub fn start(
+        cfg: &Replicas,
+        sessions: Arc<SessionMap>,
+        replay_cap: usize,
+    ) -> std::io::Result<Arc<Membership>> {
         let secret = read_secret(&cfg.secret_file, "--replica-secret-file")?;
         if secret.len() < 16 {
             return Err(std::io::Error::other(
@@ -153,6 +160,13 @@ impl Membership {
                 }
             })
             .map_err(|e| std::io::Error::other(format!("--redis: {e}")))?;
+        let (mirror, writer) = match cfg.replay {
+            true => {
+                let (m, w) = super::replay::RedisMirror::new(dir.clone(), replay_cap);
+                (Some(m), Some(w))
+            }
+            false => (None, None),
+        };
         let m = Arc::new(Membership {
             id,
             address: cfg.address.clone(),
@@ -165,13 +179,15 @@ impl Membership {
             redis_ok: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             drain_timeout: cfg.drain_timeout,
+            mirror,
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         tracing::info!(replica = %m.id, address = %m.address, "registered in the replica directory");
-        let tasks = [
+        let mut tasks = vec![
             m.rt.spawn(Membership::heartbeat_loop(m.clone(), sessions.clone())),
             m.rt.spawn(Membership::ended_loop(m.clone(), sessions.watch_ends())),
         ];
+        tasks.extend(writer.map(|w| m.rt.spawn(w)));
         *m.tasks.lock().expect("not poisoned") = tasks.iter().map(|t| t.abort_handle()).collect();
         Ok(m)
     }
@@ -430,6 +446,23 @@ impl Membership {
         }
     }
 
+    /// Where a Streamable session owned here copies its replay log (`--redis-replay`).
+    pub fn mirror(&self) -> Option<Arc<dyn crate::session::Mirror>> {
+        self.mirror
+            .clone()
+            .map(|m| m as Arc<dyn crate::session::Mirror>)
+    }
+
+    /// The replay log another replica kept for `id` (empty without `--redis-replay`).
+    pub async fn mirrored(&self, id: &str) -> Result<crate::session::Mirrored, DirectoryError> {
+        if self.mirror.is_none() {
+            return Ok(crate::session::Mirrored::default());
+        }
+        let (dir, id) = (self.dir.clone(), id.to_owned());
+        self.on_redis(async move { super::replay::read(&dir, &id).await })
+            .await
+    }
+
     /// Stop heartbeating and listening (the process, or an embedded bridge, is done).
     pub fn stop(&self) {
         for t in self
@@ -451,10 +484,15 @@ impl Membership {
         if reason == EndReason::Shutdown && client == Transport::Streamable {
             return;
         }
-        let (dir, owner) = (self.dir.clone(), self.id.clone());
+        let (dir, owner, mirrored) = (self.dir.clone(), self.id.clone(), self.mirror.is_some());
         self.rt.spawn(async move {
             if let Err(e) = dir.delete_session(&id, &owner).await {
                 tracing::warn!(session = %id, "deleting the session record failed: {e}");
+            }
+            if mirrored {
+                if let Err(e) = super::replay::remove(&dir, &id).await {
+                    tracing::warn!(session = %id, "deleting the session's replay log failed: {e}");
+                }
             }
         });
     }
@@ -516,6 +554,9 @@ impl Membership {
             .collect();
         for (id, rec) in owned {
             let result = async {
+                if self.mirror.is_some() {
+                    super::replay::keep(&self.dir, &id).await?;
+                }
                 if self.dir.refresh_session(&id, &self.id).await? {
                     return Ok(true);
                 }

@@ -12,6 +12,7 @@ pub mod hop;
 pub mod keys;
 pub mod membership;
 pub mod registry;
+pub mod replay;
 mod scripts;
 pub mod sessions;
 

@@ -7,10 +7,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::inflight::Pending;
 use super::router::{self, Note, Route, Streams};
 use super::stream::{self, OutStream, Stall, StallCheck};
-use super::{event_id, EndReason, Session, StreamNo, MAIN_STREAM};
+use super::{event_id, EndReason, MirrorEntry, Session, StreamNo, MAIN_STREAM};
 use crate::jsonrpc::{Id, Message};
 use crate::observe::{Difference, Direction};
 use crate::sse;
@@ -35,6 +37,8 @@ struct Queued {
     seq: Option<u64>,
     stall: Option<Stall>,
     answered: Option<Pending>,
+    /// The frame as queued, when the session is mirrored.
+    frame: Option<Bytes>,
 }
 
 impl Session {
@@ -86,6 +90,20 @@ impl Session {
             );
             if let Some(p) = &q.answered {
                 self.obs.metrics.latency(&p.method, p.since.elapsed());
+            }
+            if let (Some(frame), Some(seq)) = (&q.frame, q.seq) {
+                let stream = q.stream;
+                self.mirrored(|| MirrorEntry::Event {
+                    stream,
+                    seq,
+                    frame: frame.clone(),
+                });
+                if let Some(p) = &q.answered {
+                    self.mirrored(|| MirrorEntry::Answered {
+                        stream: p.stream,
+                        id: p.id.json().to_owned(),
+                    });
+                }
             }
             tracing::debug!(parent: &self.span, direction = "upstream_to_client", kind = msg.kind.as_str(),
                 method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),
@@ -158,9 +176,15 @@ impl Session {
             .expect("the router returns existing streams");
         // Resumable streams' events carry ids (`<stream>-<seq>`); others none.
         let seq = resumable.then(|| stream.next_seq());
+        let mirrored = resumable && self.mirror.get().is_some();
+        let mut frame = None;
         let (lost, stall) = stream.push(|seq| {
             let id = resumable.then(|| event_id(target, seq));
-            sse::encode(Some("message"), id.as_deref(), msg.raw())
+            let f = sse::encode(Some("message"), id.as_deref(), msg.raw());
+            if mirrored {
+                frame = Some(f.clone());
+            }
+            f
         });
         if lost > 0 {
             notes.push((
@@ -182,6 +206,7 @@ impl Session {
             seq,
             stall,
             answered,
+            frame,
         })
     }
 

@@ -18,6 +18,7 @@ mod deliver;
 mod failure;
 mod inflight;
 mod map;
+mod mirror;
 mod router;
 mod sink;
 mod stats;
@@ -27,6 +28,7 @@ mod writers;
 pub use budget::Budget;
 pub use failure::Phase;
 pub use map::{Ended, SessionMap};
+pub use mirror::{Entry as MirrorEntry, Mirror, Mirrored};
 pub use stream::{Poll, StreamNo, MAIN_STREAM};
 pub use writers::WriterSlot;
 
@@ -108,6 +110,8 @@ pub struct Session {
     created: Instant,
     /// Digest of the credential that created the session; only it may use the session.
     owner: std::sync::OnceLock<[u8; 32]>,
+    /// Where its resumable events are copied (replicas with `--redis-replay`).
+    mirror: std::sync::OnceLock<Arc<dyn Mirror>>,
 }
 
 impl Session {
@@ -158,6 +162,7 @@ impl Session {
             obs,
             created: Instant::now(),
             owner: std::sync::OnceLock::new(),
+            mirror: std::sync::OnceLock::new(),
         }
     }
 
@@ -286,6 +291,12 @@ impl Session {
                     if let Some(id) = &msg.id {
                         st.inflight
                             .register(id, method, msg.progress_token.as_ref(), stream);
+                        if self.client.resumable() {
+                            self.mirrored(|| MirrorEntry::Waiting {
+                                stream,
+                                id: id.json().to_owned(),
+                            });
+                        }
                     }
                 }
                 Kind::Notification => {

@@ -173,6 +173,14 @@ impl OutStream {
         (dropped, stall)
     }
 
+    /// A frame another replica queued as `seq` (a restored stream: seqs only grow).
+    pub fn restore_frame(&mut self, seq: u64, bytes: Bytes) {
+        if seq >= self.next_seq || (seq == 0 && self.frames.is_empty()) {
+            self.store(Frame { seq, bytes });
+            self.next_seq = seq + 1;
+        }
+    }
+
     /// The priming event: seq 0, before any message.
     pub fn push_priming(&mut self, bytes: Bytes) {
         debug_assert!(self.frames.is_empty() && self.next_seq == 1);
