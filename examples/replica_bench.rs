@@ -92,9 +92,18 @@ fn main() {
     let secret = std::env::temp_dir().join(format!("replica-bench-{}", std::process::id()));
     std::fs::write(&secret, SECRET).expect("secret file");
     let replicas: Vec<(Proc, SocketAddr)> = (0..3)
-        .map(|i| replica(&a, i, &upstream_url, &redis.url(), &secret))
+        .map(|i| replica(&a, i, &upstream_url, &redis.url(), &secret, &[]))
         .collect();
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.1).collect();
+    // A fourth, keeping its replay logs in Redis too: what --redis-replay costs.
+    let mirrored = replica(
+        &a,
+        3,
+        &upstream_url,
+        &redis.url(),
+        &secret,
+        &["--redis-replay"],
+    );
     say(&format!(
         "redis {}, upstream {upstream_url}, replicas {addrs:?}",
         redis.addr()
@@ -102,9 +111,15 @@ fn main() {
 
     let mut report = String::from("\n## Replicas (issue 16)\n\n");
     let rt = actix_rt::System::new();
-    let lat = rt.block_on(latency(&upstream_url, addrs[0], addrs[1], a.seconds));
+    let lat = rt.block_on(latency(
+        &upstream_url,
+        addrs[0],
+        addrs[1],
+        mirrored.1,
+        a.seconds,
+    ));
     report += &lat;
-    report += &throughput(&a, &addrs);
+    report += &throughput(&a, &addrs, mirrored.1);
     report += &rt.block_on(redis_memory(&redis, addrs[0], a.idle));
     let _ = std::fs::remove_file(&secret);
     print!("{report}");
@@ -124,6 +139,7 @@ fn replica(
     upstream: &str,
     redis: &str,
     secret: &std::path::Path,
+    extra: &[&str],
 ) -> (Proc, SocketAddr) {
     let addr = free_port().expect("a free port");
     let mut cmd = Command::new(&a.bridge);
@@ -147,6 +163,7 @@ fn replica(
         "--replica-secret-file",
         secret.to_str().expect("utf-8 path"),
     ]);
+    cmd.args(extra);
     for (k, _) in std::env::vars() {
         if k.starts_with("MCP_BRIDGE_") {
             cmd.env_remove(k);
@@ -215,16 +232,29 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-async fn latency(upstream: &str, a: SocketAddr, b: SocketAddr, seconds: f64) -> String {
+async fn latency(
+    upstream: &str,
+    a: SocketAddr,
+    b: SocketAddr,
+    mirrored: SocketAddr,
+    seconds: f64,
+) -> String {
     let http = awc::Client::builder().disable_timeout().finish();
     let owner = format!("http://{a}/mcp");
     let other = format!("http://{b}/mcp");
+    let with_replay = format!("http://{mirrored}/mcp");
     let sid = open_session(&http, &owner).await;
     let direct_sid = open_session(&http, upstream).await;
+    let replay_sid = open_session(&http, &with_replay).await;
     let targets = [
         ("upstream direct", upstream.to_string(), direct_sid),
         ("replica A, session owned by A (local)", owner, sid.clone()),
         ("replica B, session owned by A (relayed)", other, sid),
+        (
+            "replica R with --redis-replay (local)",
+            with_replay,
+            replay_sid,
+        ),
     ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
     let rounds = 6;
@@ -264,22 +294,28 @@ async fn latency(upstream: &str, a: SocketAddr, b: SocketAddr, seconds: f64) -> 
         say(&format!("{name}: p50 {m:.3} ms p99 {n:.3} ms"));
     }
     out += &format!(
-        "\nRelay hop added at p50: **{:+.3} ms** (target ≤ 0.3 ms); the bridge itself adds {:+.3} ms over the upstream direct. Errors: {errors}.\n\n",
+        "\nRelay hop added at p50: **{:+.3} ms** (target ≤ 0.3 ms); the bridge itself adds {:+.3} ms over the upstream direct; `--redis-replay` adds {:+.3} ms (each event also goes to Redis). Errors: {errors}.\n\n",
         p50[2] - p50[1],
-        p50[1] - p50[0]
+        p50[1] - p50[0],
+        p50[3] - p50[1]
     );
     out
 }
 
-fn throughput(a: &Args, addrs: &[SocketAddr]) -> String {
+fn throughput(a: &Args, addrs: &[SocketAddr], mirrored: SocketAddr) -> String {
     let mut out = format!(
         "### (r2) {} sessions of sequential echo through haproxy (round-robin per request)\n\n\
          | replicas | calls/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|\n",
         a.sessions
     );
     let mut rates = Vec::new();
-    for n in [1usize, 3] {
-        let lb = Haproxy::start(&addrs[..n]);
+    let runs: [(&str, Vec<SocketAddr>); 3] = [
+        ("1", addrs[..1].to_vec()),
+        ("3", addrs.to_vec()),
+        ("1 with --redis-replay", vec![mirrored]),
+    ];
+    for (n, backends) in &runs {
+        let lb = Haproxy::start(backends);
         let result = Command::new(&a.loadgen)
             .args([
                 "load",
@@ -313,8 +349,9 @@ fn throughput(a: &Args, addrs: &[SocketAddr]) -> String {
         say(&format!("{n} replica(s): {rate:.0} calls/s"));
     }
     out += &format!(
-        "\nThree replicas give {:.2}× the calls/s of one on this 2-core machine (the replicas, the upstream, haproxy and the load generator share the two cores; two requests in three take the extra hop).\n\n",
-        rates[1] / rates[0].max(1.0)
+        "\nThree replicas give {:.2}× the calls/s of one on this 2-core machine (the replicas, the upstream, haproxy and the load generator share the two cores; two requests in three take the extra hop). `--redis-replay`: {:.2}× of one replica without it.\n\n",
+        rates[1] / rates[0].max(1.0),
+        rates[2] / rates[0].max(1.0)
     );
     out
 }
