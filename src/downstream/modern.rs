@@ -20,6 +20,7 @@ use futures_util::stream;
 use super::{header_str, AppState, Credential};
 use crate::era::codes::{self, MODERN_VERSION};
 use crate::era::discover::{self, CacheHint};
+use crate::era::listen::{self, SubscriptionFilter};
 use crate::era::meta;
 use crate::era::mrtr::{self, InputRequiredBuilder};
 use crate::era::result;
@@ -28,15 +29,16 @@ use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{Id, Kind, Message};
 use crate::observe::Difference;
 use crate::session::SUPPORTED_VERSIONS;
-use crate::sessionless::{Inbox, Key, LendError, Lent, Pinned, Pool};
+use crate::sessionless::{Inbox, Key, LendError, Lent, Listening, Pinned, Pool};
 use crate::sse;
 
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The methods a modern client may call through the bridge (the rest: 404 -32601).
-const METHODS: [&str; 9] = [
+const METHODS: [&str; 10] = [
     "server/discover",
+    "subscriptions/listen",
     "tools/list",
     "tools/call",
     "resources/list",
@@ -200,6 +202,19 @@ pub async fn serve(
             .content_type("application/json")
             .body(Message::result_response(&id, &result).raw().clone()));
     }
+    if accepted.method == listen::METHOD {
+        let asked = SubscriptionFilter::from_request(&body).unwrap_or_default();
+        let listening = Listening::open(pool, key, lent, id.clone(), &asked, headers)
+            .await
+            .map_err(|e| Error::upstream(e, Some(id)))?;
+        return Ok(sse_response(stream::unfold(
+            listening,
+            |mut l| async move {
+                let frame = l.next().await?;
+                Some((Ok::<_, actix_web::Error>(frame), l))
+            },
+        )));
+    }
     let inbox = lent.begin();
     if let Err(e) = lent.send(msg, &headers).await {
         pool.discard(&lent);
@@ -236,14 +251,10 @@ struct Serving {
 
 impl Serving {
     fn respond(self) -> HttpResponse {
-        let frames = stream::unfold(self, |mut s| async move {
+        sse_response(stream::unfold(self, |mut s| async move {
             let frame = s.next().await?;
             Some((Ok::<_, actix_web::Error>(frame), s))
-        });
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .streaming(frames)
+        }))
     }
 
     /// The next SSE frame for the client; `None` after the answer.
@@ -383,6 +394,15 @@ impl Drop for Serving {
             pool.discard(&lent);
         });
     }
+}
+
+fn sse_response(
+    frames: impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(frames)
 }
 
 fn frame(body: &[u8]) -> Bytes {

@@ -283,6 +283,16 @@ impl Pool {
         }
     }
 
+    /// How long the bridge waits for an upstream answer of its own requests.
+    pub fn timeout(&self) -> Duration {
+        self.shared.cfg.upstream_timeout
+    }
+
+    /// Interval of keep-alive comments on long streams (listen).
+    pub fn keepalive(&self) -> Duration {
+        self.shared.cfg.keepalive
+    }
+
     /// Sessions open now (idle and lent).
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)

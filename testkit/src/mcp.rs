@@ -263,6 +263,8 @@ impl McpState {
         match method {
             "initialize" => Ok(self.initialize(&params)),
             "ping" | "logging/setLevel" => Ok(json!({})),
+            // Updates are sent by the test (`send_unsolicited`); the requests are in the journal.
+            "resources/subscribe" | "resources/unsubscribe" => Ok(json!({})),
             "tools/list" => Ok(tools_list()),
             "tools/call" => self.call_tool(params, &*out).await,
             _ => Err((-32601, format!("Method not found: {method}"))),
@@ -274,7 +276,11 @@ impl McpState {
         *self.protocol_version.lock().unwrap() = Some(version.to_string());
         json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {}, "logging": {}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "logging": {},
+            },
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
         })
     }
