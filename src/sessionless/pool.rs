@@ -153,6 +153,12 @@ impl Pool {
             Ok(l) => Ok(l),
             Err(e) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
+                // The request is answered with this error at once; the operator sees it too.
+                self.obs.metrics.upstream_error(e.class());
+                tracing::warn!(
+                    class = e.class(),
+                    "could not open an upstream session for a sessionless client: {e}"
+                );
                 Err(LendError::Upstream(e))
             }
         }
