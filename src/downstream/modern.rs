@@ -316,15 +316,33 @@ impl Serving {
     /// are answered here.
     async fn input_required(&mut self, lent: &Arc<Lent>, m: &Message) -> Option<Bytes> {
         let mut builder = InputRequiredBuilder::new();
-        let Ok(asked) = builder.push_legacy_request(m.raw()) else {
+        // Only these methods may answer input_required (the spec); during any other the
+        // server's request is refused, as a client with nothing to answer it would.
+        let can_ask = mrtr::MRTR_METHODS.contains(&&*self.method);
+        let asked = builder
+            .push_legacy_request(m.raw())
+            .ok()
+            .filter(|_| can_ask);
+        let Some(asked) = asked else {
             if let Some(id) = &m.id {
                 let reply = if m.method() == Some("ping") {
                     Message::result_response(id, "{}")
                 } else {
+                    lent.difference(
+                        Difference::AnsweredLocally,
+                        Some(m),
+                        &format!(
+                            "the upstream asked the client ({}) during {} {}: refused by the bridge (a sessionless client can be asked only during {:?})",
+                            m.method().unwrap_or_default(),
+                            self.method,
+                            self.client_id,
+                            mrtr::MRTR_METHODS
+                        ),
+                    );
                     Message::error_response(
                         Some(id),
                         -32601,
-                        "a sessionless client takes no such request",
+                        "a sessionless client takes no such request here",
                     )
                 };
                 let _ = lent.send(reply, &Vec::new()).await;
