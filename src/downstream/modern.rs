@@ -72,6 +72,7 @@ pub async fn serve(
     app: &AppState,
     who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
+    let since = std::time::Instant::now();
     let msg = Message::parse(body.clone()).map_err(DownstreamError::Parse)?;
     if msg.kind != Kind::Request {
         // Cancelling is closing the response stream in this era: nothing else to carry.
@@ -150,6 +151,7 @@ pub async fn serve(
             method: pinned.method,
             level,
             credential,
+            since,
         };
         return Ok(serving.respond());
     }
@@ -197,6 +199,7 @@ pub async fn serve(
             Some(&msg),
             "a sessionless client's server/discover, answered from the initialize of an upstream session the bridge keeps",
         );
+        lent.answered(discover::METHOD, since);
         pool.give_back(key, lent);
         return Ok(HttpResponse::Ok()
             .content_type("application/json")
@@ -230,6 +233,7 @@ pub async fn serve(
         method: accepted.method.into(),
         level: log_rank(accepted.envelope.log_level.as_deref()),
         credential,
+        since,
     };
     Ok(serving.respond())
 }
@@ -247,6 +251,8 @@ struct Serving {
     /// Least log severity the client asked for; `None`: it asked for none.
     level: Option<usize>,
     credential: Option<[u8; 32]>,
+    /// When this HTTP request came in (its answer's latency).
+    since: std::time::Instant,
 }
 
 impl Serving {
@@ -281,6 +287,7 @@ impl Serving {
                     };
                     let body = result::modernize_response(m.raw(), &self.method, CacheHint::default())
                         .unwrap_or_else(|_| m.raw().to_vec());
+                    lent.answered(&self.method, self.since);
                     self.finish(true);
                     return Some(frame(&body));
                 }
@@ -370,6 +377,7 @@ impl Serving {
                 self.client_id
             ),
         );
+        lent.answered(&self.method, self.since);
         Some(frame(
             Message::result_response(&self.client_id, &result).raw(),
         ))

@@ -85,7 +85,9 @@ impl Session {
                 q.seq,
             );
             if let Some(p) = &q.answered {
-                self.obs.metrics.latency(&p.method, p.since.elapsed());
+                self.obs
+                    .metrics
+                    .latency(self.client.as_str(), &p.method, p.since.elapsed());
             }
             tracing::debug!(parent: &self.span, direction = "upstream_to_client", kind = msg.kind.as_str(),
                 method = msg.method().unwrap_or(""), id = msg.id.as_ref().map(Id::json).unwrap_or(""),

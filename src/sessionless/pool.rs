@@ -120,15 +120,15 @@ impl Pool {
                 None => break,
             }
         }
-        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.open.fetch_sub(1, Ordering::AcqRel);
+        if self.counted(1) > self.max {
+            self.counted(-1);
             // Full: an idle session of another client makes room (the longest unused); only
             // when every open session is lent or waiting for a retry is the request refused.
             let Some(oldest) = self.take_oldest_idle() else {
                 return Err(LendError::Busy(self.max));
             };
             self.discard(&oldest);
-            self.open.fetch_add(1, Ordering::AcqRel);
+            self.counted(1);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let init = Message::parse(
@@ -152,7 +152,7 @@ impl Pool {
         {
             Ok(l) => Ok(l),
             Err(e) => {
-                self.open.fetch_sub(1, Ordering::AcqRel);
+                self.counted(-1);
                 // The request is answered with this error at once; the operator sees it too.
                 self.obs.metrics.upstream_error(e.class());
                 tracing::warn!(
@@ -206,7 +206,7 @@ impl Pool {
     }
 
     fn forget(&self, _lent: &Lent) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.counted(-1);
     }
 
     /// Hold `p` until the client's retry; the ticket its `requestState` names.
@@ -297,6 +297,18 @@ impl Pool {
     /// Interval of keep-alive comments on long streams (listen).
     pub fn keepalive(&self) -> Duration {
         self.shared.cfg.keepalive
+    }
+
+    /// Count a session opened (+1) or closed (-1); the count after, also published in the
+    /// metrics.
+    fn counted(&self, delta: isize) -> usize {
+        let now = if delta > 0 {
+            self.open.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.open.fetch_sub(1, Ordering::AcqRel) - 1
+        };
+        self.obs.metrics.set_sessionless_open(now);
+        now
     }
 
     /// Sessions open now (idle and lent).
