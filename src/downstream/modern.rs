@@ -24,6 +24,7 @@ use crate::era::listen::{self, SubscriptionFilter};
 use crate::era::meta;
 use crate::era::mrtr::{self, InputRequiredBuilder};
 use crate::era::result;
+use crate::era::splice;
 use crate::era::validate::{self, ServerFacts};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{Id, Kind, Message};
@@ -147,6 +148,8 @@ pub async fn serve(
             key: pinned.key,
             inbox: Some(pinned.inbox),
             upstream_id: pinned.upstream_id,
+            upstream_token: pinned.progress_token,
+            client_token: msg.progress_token.clone(),
             client_id: id,
             method: pinned.method,
             level,
@@ -218,6 +221,7 @@ pub async fn serve(
             },
         )));
     }
+    let msg_token = msg.progress_token.clone();
     let inbox = lent.begin();
     if let Err(e) = lent.send(msg, &headers).await {
         pool.discard(&lent);
@@ -229,6 +233,8 @@ pub async fn serve(
         key,
         inbox: Some(inbox),
         upstream_id: id.clone(),
+        upstream_token: msg_token.clone(),
+        client_token: msg_token,
         client_id: id,
         method: accepted.method.into(),
         level: log_rank(accepted.envelope.log_level.as_deref()),
@@ -246,6 +252,11 @@ struct Serving {
     key: Key,
     inbox: Option<Inbox>,
     upstream_id: Id,
+    /// The progress token the upstream call was made with (the first attempt's), and the
+    /// one this HTTP request carries: a retry names its own, and gets the call's progress
+    /// under it.
+    upstream_token: Option<Id>,
+    client_token: Option<Id>,
     client_id: Id,
     method: Box<str>,
     /// Least log severity the client asked for; `None`: it asked for none.
@@ -302,7 +313,7 @@ impl Serving {
                     }
                 }
                 Kind::Notification if m.method() == Some("notifications/progress") => {
-                    return Some(frame(m.raw()));
+                    return Some(frame(&self.readdress_progress(&lent, &m)));
                 }
                 Kind::Notification => lent.difference(
                     Difference::MessageDropped,
@@ -361,6 +372,7 @@ impl Serving {
             key: self.key.clone(),
             inbox: self.inbox.take()?,
             upstream_id: self.upstream_id.clone(),
+            progress_token: self.upstream_token.clone(),
             method: self.method.clone(),
             asked: vec![asked],
             since: std::time::Instant::now(),
@@ -381,6 +393,28 @@ impl Serving {
         Some(frame(
             Message::result_response(&self.client_id, &result).raw(),
         ))
+    }
+
+    /// A progress notification of the call, under the token this HTTP request carries: after
+    /// a retry the upstream still names the first attempt's token (a splice).
+    fn readdress_progress(&self, lent: &Lent, m: &Message) -> Vec<u8> {
+        let (Some(up), Some(client)) = (&self.upstream_token, &self.client_token) else {
+            return m.raw().to_vec();
+        };
+        if up.json() == client.json() || m.progress_token.as_ref() != Some(up) {
+            return m.raw().to_vec();
+        }
+        let Some(spliced) = with_progress_token(m.raw(), client.json()) else {
+            return m.raw().to_vec();
+        };
+        lent.difference(
+            Difference::InputRequired,
+            Some(m),
+            &format!(
+                "progress of the call begun with token {up}, re-addressed to the retry's token {client}"
+            ),
+        );
+        spliced
     }
 
     /// The answer is out: the session serves the next request, or is closed if it broke.
@@ -420,6 +454,14 @@ impl Drop for Serving {
             pool.discard(&lent);
         });
     }
+}
+
+/// `params.progressToken` of a progress notification set to `token_json`, by splice.
+fn with_progress_token(raw: &[u8], token_json: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    splice::validate(text).ok()?;
+    let params = splice::find(text, splice::root(text), "params")?;
+    Some(splice::set(text, params.start, "progressToken", token_json).into_bytes())
 }
 
 fn sse_response(

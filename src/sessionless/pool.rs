@@ -55,6 +55,8 @@ pub struct Pinned {
     pub inbox: Inbox,
     /// The id the upstream will answer with (the client's first attempt).
     pub upstream_id: Id,
+    /// The first attempt's progress token: the upstream's progress notifications carry it.
+    pub progress_token: Option<Id>,
     pub method: Box<str>,
     /// The `inputRequests` keys the client must answer.
     pub asked: Vec<String>,
