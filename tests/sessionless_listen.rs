@@ -276,3 +276,35 @@ async fn each_listen_holds_its_own_upstream_session_never_shared_across_credenti
     assert_eq!(alpha.next().await["params"]["uri"], "file:///a");
     assert_eq!(beta.next().await["params"]["uri"], "file:///b");
 }
+
+/// In front of a 2026-07-28 upstream the kept session is the bridge's own adapter, which
+/// listens upstream itself: the client's listen still gets its own subscription id.
+#[actix_rt::test]
+async fn in_front_of_a_modern_server_a_listen_gets_the_changes_under_its_own_id() {
+    let server = FakeServer::start(ServerOptions::modern());
+    let b = bridge(&server.url(), &["--upstream-transport", "streamable-2026"]);
+    let mut l = Listen::open(&b, None, json!("mine"), json!({"toolsListChanged": true})).await;
+    let ack = l.next().await;
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true}),
+        "{ack}"
+    );
+    assert!(
+        server.wait_until(|s| s.get_streams() == 1, WAIT).await,
+        "the adapter's own listen is open upstream"
+    );
+    assert_eq!(
+        server.send_unsolicited(&bare("notifications/tools/list_changed")),
+        1
+    );
+    let changed = l.next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"][SUBSCRIPTION_ID], "mine",
+        "{changed}"
+    );
+}
