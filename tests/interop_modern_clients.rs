@@ -4,12 +4,13 @@
 //! front of server-everything over legacy SSE, over Streamable HTTP and over stdio
 //! (`--upstream-command`), and the Python 1.x FastMCP server over legacy SSE.
 //!
-//! - FastMCP serves the dual-era servers' `echo`, `progress`, `sample` and `roots` with the same
-//!   answers, so its cells run `scenario2026-tools.json` and compare with the same client run
-//!   DIRECTLY against the TypeScript v2 server in its dual-era mode (`--legacy stateless`):
-//!   the same results, log and progress notifications in the same order, the same handler
-//!   calls (sampling and roots carried as MRTR rounds). FastMCP has no elicitation tool,
-//!   `x-mcp-header` tool, resource, prompt or listen trigger: those steps are not run there.
+//! - FastMCP serves the dual-era servers' `echo`, `progress`, `elicit`, `sample` and `roots`
+//!   with the same answers (but for the server's own `requestState` in the elicit answer), so
+//!   its cells run `scenario2026-tools.json` and compare with the same client run DIRECTLY
+//!   against the TypeScript v2 server in its dual-era mode (`--legacy stateless`): the same
+//!   results, log and progress notifications in the same order, the same handler calls
+//!   (elicitation, sampling and roots carried as MRTR rounds). FastMCP has no `x-mcp-header`
+//!   tool, resource, prompt or listen trigger: those steps are not run there.
 //! - server-everything has its own tools and answers (no dual-era server has them), so its cells
 //!   run `scenario2026-everything.json` and assert its known answers: echo, a long-running
 //!   operation's five progress notifications in order, sampling and roots as MRTR rounds, a
@@ -405,6 +406,18 @@ fn compare_with_direct(s: &Value, d: &Value) -> Vec<String> {
         &d["progress"],
     );
     same(
+        "elicit handled",
+        &s["elicit"]["handled"],
+        &d["elicit"]["handled"],
+    );
+    // `elicited[<action>/<the server's own requestState>]: <answer>`: FastMCP has no state.
+    let elicited = |v: &Value| {
+        let text = text_of(&v["elicit"]["result"]);
+        let (head, answer) = text.split_once("]: ").unwrap_or((text, ""));
+        json!([head.split('/').next(), answer])
+    };
+    same("elicit result", &json!(elicited(s)), &json!(elicited(d)));
+    same(
         "sampling handled",
         &s["sampling"]["handled"],
         &d["sampling"]["handled"],
@@ -424,7 +437,7 @@ fn compare_with_direct(s: &Value, d: &Value) -> Vec<String> {
     same("roots result", &json!(roots(s)), &json!(roots(d)));
     // Keys and requestState are each server's own (the bridge mints both): compare the
     // rounds' shape, how many answers each carried.
-    for step in ["sampling", "roots"] {
+    for step in ["elicit", "sampling", "roots"] {
         let sent = |v: &Value| {
             json!(v[step]["rounds"].as_array().map(|r| r
                 .iter()
