@@ -400,7 +400,7 @@ async fn metrics_move_with_sessions_and_messages() {
     let server = FakeServer::start(ServerOptions::streamable());
     let bridge = bridge_with_admin(&server.url(), &[]);
     let pair = "mcp_bridge_sessions{client=\"sse\",upstream=\"streamable\"}";
-    let sent = "mcp_bridge_messages_total{direction=\"client_to_upstream\",kind=\"request\"}";
+    let sent = "mcp_bridge_messages_total{client=\"sse\",direction=\"client_to_upstream\",kind=\"request\"}";
     let before = scrape(&bridge).await;
     assert_eq!(before[pair], 0.0);
     let client = LegacyClient::connect(&bridge.url("/sse"), &[])
@@ -412,7 +412,7 @@ async fn metrics_move_with_sessions_and_messages() {
     assert_eq!(during[pair], 1.0);
     assert_eq!(during[sent], before[sent] + 2.0);
     assert_eq!(
-        during["mcp_bridge_request_duration_seconds_count{method=\"tools/list\"}"],
+        during["mcp_bridge_request_duration_seconds_count{client=\"sse\",method=\"tools/list\"}"],
         1.0
     );
     client.close();

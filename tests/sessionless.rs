@@ -256,7 +256,11 @@ async fn server_discover_is_answered_in_front_of_sessionful_servers() {
         assert_eq!(result["supportedVersions"], json!([V]), "{kind}");
         assert_eq!(
             result["capabilities"],
-            json!({"tools": {}, "logging": {}}),
+            json!({
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "logging": {},
+            }),
             "{kind}: the server's own capabilities"
         );
         assert!(

@@ -110,6 +110,55 @@ pub(super) fn scenarios(args: &SuiteArgs) -> Vec<Scenario> {
     ]
 }
 
+/// (n) and (o): issue 15's figures — 2026-07-28 clients through the bridge to the legacy and
+/// Streamable fast upstreams (each request carried by a kept upstream session), against the
+/// same load by 2025-era Streamable clients through the same bridge: latency of one
+/// sequential session (n), throughput of many (o).
+pub(super) fn era_scenarios(args: &SuiteArgs) -> Vec<Scenario> {
+    vec![
+        Scenario {
+            key: "n",
+            title: "(n) 1 session, sequential echo, 2026-07-28 client vs 2025 client".into(),
+            sessions: 1,
+            threads: 1,
+            warmup: 0.5,
+            seconds: args.seconds,
+            max_calls: 1_000_000,
+            call: Call::Echo,
+        },
+        Scenario {
+            key: "o",
+            title: format!(
+                "(o) {} sessions, echo, 2026-07-28 clients vs 2025 clients",
+                args.sessions
+            ),
+            sessions: args.sessions,
+            threads: args.threads,
+            warmup: 0.5,
+            seconds: args.seconds,
+            max_calls: 5_000_000,
+            call: Call::Echo,
+        },
+    ]
+}
+
+/// The targets of (n) and (o): for each upstream, a 2025-era Streamable client and a
+/// 2026-07-28 client, both through the bridge in front of it.
+pub(super) fn era_targets(bridges: &[&str]) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for up in UPSTREAMS {
+        for client in [ClientKind::Streamable, ClientKind::Modern] {
+            targets.push(Target {
+                key: bridge_key(client, up),
+                url: format!("{}{}", bridges[idx(up)], client.bridge_path()),
+                client,
+                upstream: up,
+            });
+        }
+    }
+    targets
+}
+
 /// (m): issue 14's figure — a Streamable client's echo through the bridge to a 2026-07-28
 /// upstream (initialize answered from discover, every call stamped), against the same call
 /// made directly by a raw 2026-07-28 client.
@@ -146,7 +195,7 @@ pub(super) fn modern_targets(upstream: &str, bridge: &str) -> Vec<Target> {
 
 /// Runs of each target: (a) and (b) are repeated and their median reported.
 pub(super) fn repeats(sc: &Scenario, args: &SuiteArgs) -> usize {
-    if matches!(sc.key, "a" | "b" | "m") {
+    if matches!(sc.key, "a" | "b" | "m" | "n" | "o") {
         args.repeat.max(1)
     } else {
         1

@@ -214,6 +214,17 @@ pub(super) fn markdown(rep: &Report, args: &SuiteArgs) -> String {
     let mut t = Table::default();
     let mut checks = Checks::new();
     for (title, results) in &rep.load {
+        if title.starts_with("(n)") || title.starts_with("(o)") {
+            for up in UPSTREAMS {
+                let base = results.get(&bridge_key(ClientKind::Streamable, up));
+                if let (Some(base), Some(m)) =
+                    (base, results.get(&bridge_key(ClientKind::Modern, up)))
+                {
+                    era_rows(title, up, base, m, &mut t, &mut checks);
+                }
+            }
+            continue;
+        }
         if title.starts_with("(m)") {
             let (client, up) = (ClientKind::Streamable, ClientKind::Modern);
             if let Some(b) = results.get(&bridge_key(client, up)) {
@@ -244,6 +255,78 @@ pub(super) fn markdown(rep: &Report, args: &SuiteArgs) -> String {
     md += &lists(rep);
     md += &error_samples(rep);
     md
+}
+
+/// (n) and (o): a 2026-07-28 client through the bridge beside a 2025-era Streamable client
+/// through the same bridge (the "Direct" column holds the 2025 figures, "Via bridge" the
+/// 2026 ones), and the target: no worse than 1.2×.
+fn era_rows(
+    title: &str,
+    up: ClientKind,
+    base: &LoadResult,
+    modern: &LoadResult,
+    t: &mut Table,
+    checks: &mut Checks,
+) {
+    let pair = format!("modern vs streamable (2025) → {}", up.as_str());
+    let q = format!("2025 {}; 2026 {}", quality(base), quality(modern));
+    let (b, m) = (&base.latency, &modern.latency);
+    let lat = |what: &str, x: f64, y: f64| {
+        (
+            format!("{what} ratio ≤ 1.2× ({pair})"),
+            format!("{:.2}×", y / x.max(1e-9)),
+            y <= 1.2 * x,
+        )
+    };
+    if title.starts_with("(n)") {
+        t.ms_row(
+            title,
+            &pair,
+            b.p50_us,
+            m.p50_us,
+            "p50 (2025 client | 2026 client)",
+        );
+        t.ms_row(title, &pair, b.p99_us, m.p99_us, "p99");
+        t.rate_row(
+            title,
+            &pair,
+            base.calls_per_s,
+            modern.calls_per_s,
+            "/s",
+            format!("calls/s; {q}"),
+        );
+        checks.push(lat("(n) p50", b.p50_us, m.p50_us));
+        checks.push(lat("(n) p99", b.p99_us, m.p99_us));
+    } else {
+        t.rate_row(
+            title,
+            &pair,
+            base.calls_per_s,
+            modern.calls_per_s,
+            "/s",
+            format!("calls/s (2025 clients | 2026 clients); {q}"),
+        );
+        t.ms_row(title, &pair, b.p50_us, m.p50_us, "p50");
+        t.ms_row(title, &pair, b.p99_us, m.p99_us, "p99");
+        checks.push((
+            format!("(o) 2026 throughput ≥ 2025 throughput / 1.2 ({pair})"),
+            format!(
+                "{:.2}× the 2025 figure",
+                modern.calls_per_s / base.calls_per_s.max(1e-9)
+            ),
+            modern.calls_per_s * 1.2 >= base.calls_per_s,
+        ));
+        checks.push(lat("(o) p99", b.p99_us, m.p99_us));
+    }
+    let bad = [base, modern]
+        .iter()
+        .map(|r| r.errors + r.open_errors + r.lost + r.reordered + r.unexpected)
+        .sum::<u64>();
+    checks.push((
+        format!("zero errors / lost / reordered: {} ({pair})", &title[..3]),
+        bad.to_string(),
+        bad == 0,
+    ));
 }
 
 /// One scenario's rows for one client → upstream pair.

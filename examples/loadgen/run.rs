@@ -36,7 +36,8 @@ pub(super) fn run_suite(args: &SuiteArgs) -> Result<bool, String> {
             .join(", ")
     ));
     let mut clean = true;
-    let scenarios = plan::scenarios(args);
+    let mut scenarios = plan::scenarios(args);
+    scenarios.extend(plan::era_scenarios(args));
     if scenarios.iter().any(|s| args.only(s.key)) {
         clean &= run_load(&scenarios, &ups, args, &mut report)?;
     }
@@ -136,7 +137,10 @@ fn run_scenario(
 ) -> bool {
     let up_urls: Vec<&str> = ups.iter().map(|u| u.url.as_str()).collect();
     let bases: Vec<&str> = bridges.iter().map(|b| b.base.as_str()).collect();
-    let targets = plan::targets(&up_urls, &bases);
+    let targets = match sc.key {
+        "n" | "o" => plan::era_targets(&bases),
+        _ => plan::targets(&up_urls, &bases),
+    };
     let bridge_pid =
         |t: &Target| (!t.key.starts_with("direct")).then(|| bridges[idx(t.upstream)].proc.pid());
     run_targets(sc, &targets, &bridge_pid, args, report)
@@ -234,7 +238,7 @@ fn run_target(
 /// with the errors and notification checks of every repeat summed.
 fn median(sc: &Scenario, mut rs: Vec<LoadResult>) -> LoadResult {
     let metric = |r: &LoadResult| match sc.key {
-        "a" | "m" => r.latency.p50_us,
+        "a" | "m" | "n" => r.latency.p50_us,
         "c" => r.notifications_per_s,
         _ => r.calls_per_s,
     };

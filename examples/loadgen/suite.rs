@@ -125,8 +125,9 @@ pub struct SuiteArgs {
     /// Concurrent sessions of scenario g.
     #[arg(long, default_value_t = 8)]
     stdio_sessions: usize,
-    /// Only these scenarios (comma separated letters: a,b,c,d,e,m; f,g,h are the stdio ones).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m,f,h")]
+    /// Only these scenarios (comma separated letters: a,b,c,d,e,m,n,o; f,g,h are the stdio
+    /// ones).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,m,n,o,f,h")]
     only: Vec<String>,
     /// Commit the figures belong to (for the report header).
     #[arg(long, default_value = "")]

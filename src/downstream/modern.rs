@@ -20,23 +20,26 @@ use futures_util::stream;
 use super::{header_str, AppState, Credential};
 use crate::era::codes::{self, MODERN_VERSION};
 use crate::era::discover::{self, CacheHint};
+use crate::era::listen::{self, SubscriptionFilter};
 use crate::era::meta;
 use crate::era::mrtr::{self, InputRequiredBuilder};
 use crate::era::result;
+use crate::era::splice;
 use crate::era::validate::{self, ServerFacts};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::{Id, Kind, Message};
 use crate::observe::Difference;
 use crate::session::SUPPORTED_VERSIONS;
-use crate::sessionless::{Inbox, Key, LendError, Lent, Pinned, Pool};
+use crate::sessionless::{Inbox, Key, LendError, Lent, Listening, Pinned, Pool};
 use crate::sse;
 
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The methods a modern client may call through the bridge (the rest: 404 -32601).
-const METHODS: [&str; 9] = [
+const METHODS: [&str; 10] = [
     "server/discover",
+    "subscriptions/listen",
     "tools/list",
     "tools/call",
     "resources/list",
@@ -70,6 +73,7 @@ pub async fn serve(
     app: &AppState,
     who: Option<Credential>,
 ) -> Result<HttpResponse, Error> {
+    let since = std::time::Instant::now();
     let msg = Message::parse(body.clone()).map_err(DownstreamError::Parse)?;
     if msg.kind != Kind::Request {
         // Cancelling is closing the response stream in this era: nothing else to carry.
@@ -144,10 +148,13 @@ pub async fn serve(
             key: pinned.key,
             inbox: Some(pinned.inbox),
             upstream_id: pinned.upstream_id,
+            upstream_token: pinned.progress_token,
+            client_token: msg.progress_token.clone(),
             client_id: id,
             method: pinned.method,
             level,
             credential,
+            since,
         };
         return Ok(serving.respond());
     }
@@ -195,11 +202,26 @@ pub async fn serve(
             Some(&msg),
             "a sessionless client's server/discover, answered from the initialize of an upstream session the bridge keeps",
         );
+        lent.answered(discover::METHOD, since);
         pool.give_back(key, lent);
         return Ok(HttpResponse::Ok()
             .content_type("application/json")
             .body(Message::result_response(&id, &result).raw().clone()));
     }
+    if accepted.method == listen::METHOD {
+        let asked = SubscriptionFilter::from_request(&body).unwrap_or_default();
+        let listening = Listening::open(pool, key, lent, id.clone(), &asked, headers)
+            .await
+            .map_err(|e| Error::upstream(e, Some(id)))?;
+        return Ok(sse_response(stream::unfold(
+            listening,
+            |mut l| async move {
+                let frame = l.next().await?;
+                Some((Ok::<_, actix_web::Error>(frame), l))
+            },
+        )));
+    }
+    let msg_token = msg.progress_token.clone();
     let inbox = lent.begin();
     if let Err(e) = lent.send(msg, &headers).await {
         pool.discard(&lent);
@@ -211,10 +233,13 @@ pub async fn serve(
         key,
         inbox: Some(inbox),
         upstream_id: id.clone(),
+        upstream_token: msg_token.clone(),
+        client_token: msg_token,
         client_id: id,
         method: accepted.method.into(),
         level: log_rank(accepted.envelope.log_level.as_deref()),
         credential,
+        since,
     };
     Ok(serving.respond())
 }
@@ -227,23 +252,26 @@ struct Serving {
     key: Key,
     inbox: Option<Inbox>,
     upstream_id: Id,
+    /// The progress token the upstream call was made with (the first attempt's), and the
+    /// one this HTTP request carries: a retry names its own, and gets the call's progress
+    /// under it.
+    upstream_token: Option<Id>,
+    client_token: Option<Id>,
     client_id: Id,
     method: Box<str>,
     /// Least log severity the client asked for; `None`: it asked for none.
     level: Option<usize>,
     credential: Option<[u8; 32]>,
+    /// When this HTTP request came in (its answer's latency).
+    since: std::time::Instant,
 }
 
 impl Serving {
     fn respond(self) -> HttpResponse {
-        let frames = stream::unfold(self, |mut s| async move {
+        sse_response(stream::unfold(self, |mut s| async move {
             let frame = s.next().await?;
             Some((Ok::<_, actix_web::Error>(frame), s))
-        });
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .streaming(frames)
+        }))
     }
 
     /// The next SSE frame for the client; `None` after the answer.
@@ -270,6 +298,7 @@ impl Serving {
                     };
                     let body = result::modernize_response(m.raw(), &self.method, CacheHint::default())
                         .unwrap_or_else(|_| m.raw().to_vec());
+                    lent.answered(&self.method, self.since);
                     self.finish(true);
                     return Some(frame(&body));
                 }
@@ -284,7 +313,7 @@ impl Serving {
                     }
                 }
                 Kind::Notification if m.method() == Some("notifications/progress") => {
-                    return Some(frame(m.raw()));
+                    return Some(frame(&self.readdress_progress(&lent, &m)));
                 }
                 Kind::Notification => lent.difference(
                     Difference::MessageDropped,
@@ -305,15 +334,33 @@ impl Serving {
     /// are answered here.
     async fn input_required(&mut self, lent: &Arc<Lent>, m: &Message) -> Option<Bytes> {
         let mut builder = InputRequiredBuilder::new();
-        let Ok(asked) = builder.push_legacy_request(m.raw()) else {
+        // Only these methods may answer input_required (the spec); during any other the
+        // server's request is refused, as a client with nothing to answer it would.
+        let can_ask = mrtr::MRTR_METHODS.contains(&&*self.method);
+        let asked = builder
+            .push_legacy_request(m.raw())
+            .ok()
+            .filter(|_| can_ask);
+        let Some(asked) = asked else {
             if let Some(id) = &m.id {
                 let reply = if m.method() == Some("ping") {
                     Message::result_response(id, "{}")
                 } else {
+                    lent.difference(
+                        Difference::AnsweredLocally,
+                        Some(m),
+                        &format!(
+                            "the upstream asked the client ({}) during {} {}: refused by the bridge (a sessionless client can be asked only during {:?})",
+                            m.method().unwrap_or_default(),
+                            self.method,
+                            self.client_id,
+                            mrtr::MRTR_METHODS
+                        ),
+                    );
                     Message::error_response(
                         Some(id),
                         -32601,
-                        "a sessionless client takes no such request",
+                        "a sessionless client takes no such request here",
                     )
                 };
                 let _ = lent.send(reply, &Vec::new()).await;
@@ -325,6 +372,7 @@ impl Serving {
             key: self.key.clone(),
             inbox: self.inbox.take()?,
             upstream_id: self.upstream_id.clone(),
+            progress_token: self.upstream_token.clone(),
             method: self.method.clone(),
             asked: vec![asked],
             since: std::time::Instant::now(),
@@ -341,9 +389,32 @@ impl Serving {
                 self.client_id
             ),
         );
+        lent.answered(&self.method, self.since);
         Some(frame(
             Message::result_response(&self.client_id, &result).raw(),
         ))
+    }
+
+    /// A progress notification of the call, under the token this HTTP request carries: after
+    /// a retry the upstream still names the first attempt's token (a splice).
+    fn readdress_progress(&self, lent: &Lent, m: &Message) -> Vec<u8> {
+        let (Some(up), Some(client)) = (&self.upstream_token, &self.client_token) else {
+            return m.raw().to_vec();
+        };
+        if up.json() == client.json() || m.progress_token.as_ref() != Some(up) {
+            return m.raw().to_vec();
+        }
+        let Some(spliced) = with_progress_token(m.raw(), client.json()) else {
+            return m.raw().to_vec();
+        };
+        lent.difference(
+            Difference::InputRequired,
+            Some(m),
+            &format!(
+                "progress of the call begun with token {up}, re-addressed to the retry's token {client}"
+            ),
+        );
+        spliced
     }
 
     /// The answer is out: the session serves the next request, or is closed if it broke.
@@ -383,6 +454,23 @@ impl Drop for Serving {
             pool.discard(&lent);
         });
     }
+}
+
+/// `params.progressToken` of a progress notification set to `token_json`, by splice.
+fn with_progress_token(raw: &[u8], token_json: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    splice::validate(text).ok()?;
+    let params = splice::find(text, splice::root(text), "params")?;
+    Some(splice::set(text, params.start, "progressToken", token_json).into_bytes())
+}
+
+fn sse_response(
+    frames: impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(frames)
 }
 
 fn frame(body: &[u8]) -> Bytes {

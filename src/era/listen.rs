@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::meta::{self, Envelope};
+use super::splice::{self, SpliceError};
 
 /// The request that opens a listen stream.
 pub const METHOD: &str = "subscriptions/listen";
@@ -54,6 +55,80 @@ impl SubscriptionFilter {
             prompts_list_changed: on(caps.prompts),
             resources_list_changed: on(caps.resources),
             resource_subscriptions: Vec::new(),
+        }
+    }
+
+    /// The filter a `subscriptions/listen` request asks for (its `params.notifications`;
+    /// absent members are off).
+    pub fn from_request(body: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct R {
+            params: Option<P>,
+        }
+        #[derive(Deserialize)]
+        struct P {
+            notifications: Option<F>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct F {
+            #[serde(default)]
+            tools_list_changed: bool,
+            #[serde(default)]
+            prompts_list_changed: bool,
+            #[serde(default)]
+            resources_list_changed: bool,
+            #[serde(default)]
+            resource_subscriptions: Vec<String>,
+        }
+        let f = serde_json::from_slice::<R>(body)?
+            .params
+            .and_then(|p| p.notifications)
+            .unwrap_or_default();
+        let mut filter = SubscriptionFilter {
+            tools_list_changed: f.tools_list_changed,
+            prompts_list_changed: f.prompts_list_changed,
+            resources_list_changed: f.resources_list_changed,
+            resource_subscriptions: Vec::new(),
+        };
+        for uri in &f.resource_subscriptions {
+            filter.subscribe(uri);
+        }
+        Ok(filter)
+    }
+
+    /// What a server with these `ServerCapabilities` (JSON text) can honour of this filter:
+    /// the list-changed kinds it declares, and the URIs only if it supports
+    /// `resources/subscribe`.
+    pub fn honoured_by(&self, capabilities: &str) -> Self {
+        let offered = Self::from_capabilities(capabilities);
+        let subscribe = serde_json::from_str::<serde_json::Value>(capabilities)
+            .ok()
+            .and_then(|c| c.pointer("/resources/subscribe").and_then(|v| v.as_bool()))
+            .unwrap_or(false);
+        SubscriptionFilter {
+            tools_list_changed: self.tools_list_changed && offered.tools_list_changed,
+            prompts_list_changed: self.prompts_list_changed && offered.prompts_list_changed,
+            resources_list_changed: self.resources_list_changed && offered.resources_list_changed,
+            resource_subscriptions: if subscribe {
+                self.resource_subscriptions.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Whether a notification `method` (about resource `uri`, for `resources/updated`) is
+    /// one this filter opted into.
+    pub fn wants(&self, method: &str, uri: Option<&str>) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools_list_changed,
+            "notifications/prompts/list_changed" => self.prompts_list_changed,
+            "notifications/resources/list_changed" => self.resources_list_changed,
+            "notifications/resources/updated" => {
+                uri.is_some_and(|u| self.resource_subscriptions.iter().any(|s| s == u))
+            }
+            _ => false,
         }
     }
 
@@ -101,6 +176,36 @@ pub fn listen_request(id_json: &str, env: &Envelope, filter: &SubscriptionFilter
     );
     String::from_utf8(meta::stamp(bare.as_bytes(), env).expect("a well-formed request"))
         .expect("UTF-8 in, UTF-8 out")
+}
+
+/// The first message of a listen stream: what the server agreed to honour, tagged with the
+/// listen request's id (`subscription_id_json`, JSON text).
+pub fn acknowledgement(subscription_id_json: &str, honoured: &SubscriptionFilter) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"{ACKNOWLEDGED}\",\"params\":{{\"notifications\":{},\"_meta\":{{\"{}\":{subscription_id_json}}}}}}}",
+        honoured.to_json(),
+        meta::SUBSCRIPTION_ID,
+    )
+}
+
+/// Tag a notification for a listen stream: `params._meta` gets the subscription id (JSON
+/// text), by splice; every other byte stays.
+pub fn tag(notification: &[u8], subscription_id_json: &str) -> Result<Vec<u8>, SpliceError> {
+    let text =
+        std::str::from_utf8(notification).map_err(|e| SpliceError::NotJson(e.to_string()))?;
+    splice::validate(text)?;
+    let (text, params) = splice::object_member(text, splice::root(text), "params")?;
+    let (text, meta) = splice::object_member(&text, params, "_meta")?;
+    Ok(splice::set(&text, meta, meta::SUBSCRIPTION_ID, subscription_id_json).into_bytes())
+}
+
+/// The `uri` of a `notifications/resources/updated`.
+pub fn updated_uri(notification: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(notification)
+        .ok()?
+        .pointer("/params/uri")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// A notification read off a listen stream.
@@ -174,6 +279,59 @@ mod tests {
             r#"{"toolsListChanged":true,"resourcesListChanged":true}"#
         );
         assert_eq!(SubscriptionFilter::from_capabilities("{}").to_json(), "{}");
+    }
+
+    #[test]
+    fn a_listen_request_filter_is_honoured_as_far_as_the_server_can() {
+        let asked = SubscriptionFilter::from_request(br#"{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourceSubscriptions":["file:///a","file:///a"]},"_meta":{}}}"#).unwrap();
+        assert_eq!(asked.resource_subscriptions, ["file:///a"]);
+        let caps = r#"{"tools":{"listChanged":true},"resources":{"subscribe":true}}"#;
+        assert_eq!(
+            asked.honoured_by(caps).to_json(),
+            r#"{"toolsListChanged":true,"resourceSubscriptions":["file:///a"]}"#
+        );
+        assert_eq!(asked.honoured_by(r#"{"tools":{}}"#).to_json(), "{}");
+        let honoured = asked.honoured_by(caps);
+        assert!(honoured.wants("notifications/tools/list_changed", None));
+        assert!(!honoured.wants("notifications/prompts/list_changed", None));
+        assert!(honoured.wants("notifications/resources/updated", Some("file:///a")));
+        assert!(!honoured.wants("notifications/resources/updated", Some("file:///b")));
+        assert!(!honoured.wants("notifications/message", None));
+        assert_eq!(
+            SubscriptionFilter::from_request(
+                br#"{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen"}"#
+            )
+            .unwrap(),
+            SubscriptionFilter::default()
+        );
+    }
+
+    #[test]
+    fn acknowledgement_and_tagged_notifications_carry_the_subscription_id() {
+        let f = SubscriptionFilter {
+            tools_list_changed: true,
+            ..Default::default()
+        };
+        let ack = acknowledgement("\"l-1\"", &f);
+        let read = read_notification(ack.as_bytes()).unwrap();
+        assert_eq!(read.method, ACKNOWLEDGED);
+        assert_eq!(read.subscription_id.as_deref(), Some("\"l-1\""));
+        assert_eq!(
+            read.acknowledged.as_deref(),
+            Some(r#"{"toolsListChanged":true}"#)
+        );
+        assert_eq!(
+            tag(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#, "7").unwrap(),
+            br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":7}}}"#
+        );
+        assert_eq!(
+            tag(br#"{"method":"notifications/resources/updated", "params":{"uri":"file:///a","_meta":{"k":1}},"jsonrpc":"2.0"}"#, "7").unwrap(),
+            br#"{"method":"notifications/resources/updated", "params":{"uri":"file:///a","_meta":{"k":1,"io.modelcontextprotocol/subscriptionId":7}},"jsonrpc":"2.0"}"#
+        );
+        assert_eq!(
+            updated_uri(br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#).as_deref(),
+            Some("file:///a")
+        );
     }
 
     #[test]

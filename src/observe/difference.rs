@@ -62,10 +62,14 @@ pub enum Difference {
     /// A 2026-07-28 upstream has no GET stream: the client's unsolicited messages come from a
     /// `subscriptions/listen` stream the bridge opened (its acknowledgement not forwarded).
     ListenOpened,
+    /// A 2026-07-28 client's `subscriptions/listen` was served from the unsolicited messages
+    /// of an upstream session it holds: `resources/subscribe` upstream for its URIs, the
+    /// acknowledgement made by the bridge, each notification tagged with the subscription id.
+    ListenServed,
 }
 
 impl Difference {
-    pub const ALL: [Difference; 23] = [
+    pub const ALL: [Difference; 24] = [
         Difference::EndpointRewritten,
         Difference::BatchSplit,
         Difference::NotificationRerouted,
@@ -89,6 +93,7 @@ impl Difference {
         Difference::RequestStamped,
         Difference::InputRequired,
         Difference::ListenOpened,
+        Difference::ListenServed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +121,7 @@ impl Difference {
             Difference::RequestStamped => "request_stamped",
             Difference::InputRequired => "input_required",
             Difference::ListenOpened => "listen_opened",
+            Difference::ListenServed => "listen_served",
         }
     }
 

@@ -9,6 +9,9 @@ use super::Difference;
 use crate::jsonrpc::Kind;
 
 pub const DIRECTIONS: [&str; 2] = ["client_to_upstream", "upstream_to_client"];
+/// The client label: the transport (and era) the client speaks, as `Transport::as_str`
+/// names it; 2026-07-28 clients are `streamable-2026`.
+pub const CLIENTS: [&str; 3] = ["sse", "streamable", "streamable-2026"];
 const KINDS: [Kind; 3] = [Kind::Request, Kind::Notification, Kind::Response];
 pub const ERROR_CLASSES: [&str; 10] = [
     "connect",
@@ -70,10 +73,12 @@ impl Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    messages: [[AtomicU64; KINDS.len()]; DIRECTIONS.len()],
+    messages: [[[AtomicU64; KINDS.len()]; DIRECTIONS.len()]; CLIENTS.len()],
     differences: [AtomicU64; Difference::ALL.len()],
     upstream_errors: [AtomicU64; ERROR_CLASSES.len()],
-    latency: [Histogram; METHODS.len()],
+    latency: [[Histogram; METHODS.len()]; CLIENTS.len()],
+    /// Upstream sessions kept for sessionless clients, open now.
+    sessionless_open: AtomicU64,
     refusals: AtomicU64,
     journal_dropped: AtomicU64,
     relays: [AtomicU64; RELAY_OUTCOMES.len()],
@@ -86,13 +91,23 @@ pub struct Snapshot {
     pub buffered_bytes: u64,
 }
 
+/// Index of a client label (a label outside the list counts as the first: never happens,
+/// every client transport is listed).
+fn client_index(client: &str) -> usize {
+    CLIENTS.iter().position(|c| *c == client).unwrap_or(0)
+}
+
 impl Metrics {
-    pub fn message(&self, direction: usize, kind: Kind) {
+    pub fn message(&self, client: &str, direction: usize, kind: Kind) {
         let k = KINDS
             .iter()
             .position(|x| *x == kind)
             .expect("all kinds listed");
-        self.messages[direction][k].fetch_add(1, Relaxed);
+        self.messages[client_index(client)][direction][k].fetch_add(1, Relaxed);
+    }
+
+    pub fn set_sessionless_open(&self, n: usize) {
+        self.sessionless_open.store(n as u64, Relaxed);
     }
 
     pub fn difference(&self, d: Difference) {
@@ -119,12 +134,13 @@ impl Metrics {
         }
     }
 
-    pub fn latency(&self, method: &str, d: Duration) {
+    /// A `client` request to `method` answered after `d`.
+    pub fn latency(&self, client: &str, method: &str, d: Duration) {
         let i = METHODS
             .iter()
             .position(|m| *m == method)
             .unwrap_or(METHODS.len() - 1);
-        self.latency[i].observe(d);
+        self.latency[client_index(client)][i].observe(d);
     }
 
     pub fn refusal(&self) {
@@ -168,16 +184,18 @@ impl Metrics {
             &mut out,
             "mcp_bridge_messages_total",
             "counter",
-            "JSON-RPC messages relayed, by direction and kind.",
+            "JSON-RPC messages relayed, by client transport, direction and kind.",
         );
-        for (d, dir) in DIRECTIONS.iter().enumerate() {
-            for (k, kind) in KINDS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mcp_bridge_messages_total{{direction=\"{dir}\",kind=\"{}\"}} {}",
-                    kind.as_str(),
-                    self.messages[d][k].load(Relaxed)
-                );
+        for (c, client) in CLIENTS.iter().enumerate() {
+            for (d, dir) in DIRECTIONS.iter().enumerate() {
+                for (k, kind) in KINDS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "mcp_bridge_messages_total{{client=\"{client}\",direction=\"{dir}\",kind=\"{}\"}} {}",
+                        kind.as_str(),
+                        self.messages[c][d][k].load(Relaxed)
+                    );
+                }
             }
         }
         family(
@@ -211,36 +229,50 @@ impl Metrics {
             &mut out,
             "mcp_bridge_request_duration_seconds",
             "histogram",
-            "Time from a client request to its response, by method.",
+            "Time from a client request to its response, by client transport and method.",
         );
-        for (i, method) in METHODS.iter().enumerate() {
-            let h = &self.latency[i];
-            let count = h.count.load(Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0;
-            for (b, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[b].load(Relaxed);
+        for (c, client) in CLIENTS.iter().enumerate() {
+            for (i, method) in METHODS.iter().enumerate() {
+                let h = &self.latency[c][i];
+                let count = h.count.load(Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let labels = format!("client=\"{client}\",method=\"{method}\"");
+                let mut cumulative = 0;
+                for (b, bound) in BUCKETS.iter().enumerate() {
+                    cumulative += h.buckets[b].load(Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "mcp_bridge_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                    );
+                }
                 let _ = writeln!(
                     out,
-                    "mcp_bridge_request_duration_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {cumulative}"
+                    "mcp_bridge_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(
+                    out,
+                    "mcp_bridge_request_duration_seconds_sum{{{labels}}} {}",
+                    h.sum_micros.load(Relaxed) as f64 / 1e6
+                );
+                let _ = writeln!(
+                    out,
+                    "mcp_bridge_request_duration_seconds_count{{{labels}}} {count}"
                 );
             }
-            let _ = writeln!(
-                out,
-                "mcp_bridge_request_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "mcp_bridge_request_duration_seconds_sum{{method=\"{method}\"}} {}",
-                h.sum_micros.load(Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "mcp_bridge_request_duration_seconds_count{{method=\"{method}\"}} {count}"
-            );
         }
+        family(
+            &mut out,
+            "mcp_bridge_sessionless_upstream_sessions",
+            "gauge",
+            "Upstream sessions kept for 2026-07-28 clients (idle, carrying a request, holding a listen or a call waiting for its retry).",
+        );
+        let _ = writeln!(
+            out,
+            "mcp_bridge_sessionless_upstream_sessions {}",
+            self.sessionless_open.load(Relaxed)
+        );
         family(
             &mut out,
             "mcp_bridge_buffered_bytes",
@@ -294,25 +326,37 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_histograms() {
         let m = Metrics::default();
-        m.message(0, Kind::Request);
+        m.message("sse", 0, Kind::Request);
+        m.message("streamable-2026", 1, Kind::Response);
         m.difference(Difference::BatchSplit);
         m.upstream_error("timeout");
-        m.latency("tools/call", Duration::from_millis(2));
-        m.latency("x/custom", Duration::from_millis(20));
+        m.latency("streamable", "tools/call", Duration::from_millis(2));
+        m.latency("streamable", "x/custom", Duration::from_millis(20));
+        m.latency("streamable-2026", "tools/call", Duration::from_millis(3));
+        m.set_sessionless_open(2);
         let text = m.render(&Snapshot {
             sessions: vec![(("sse", "streamable"), 2)],
             buffered_bytes: 7,
         });
         assert!(text.contains("mcp_bridge_sessions{client=\"sse\",upstream=\"streamable\"} 2"));
         assert!(text.contains(
-            "mcp_bridge_messages_total{direction=\"client_to_upstream\",kind=\"request\"} 1"
+            "mcp_bridge_messages_total{client=\"sse\",direction=\"client_to_upstream\",kind=\"request\"} 1"
         ));
+        assert!(text.contains(
+            "mcp_bridge_messages_total{client=\"streamable-2026\",direction=\"upstream_to_client\",kind=\"response\"} 1"
+        ));
+        assert!(text.contains(
+            "mcp_bridge_request_duration_seconds_count{client=\"streamable-2026\",method=\"tools/call\"} 1"
+        ));
+        assert!(text.contains("mcp_bridge_sessionless_upstream_sessions 2"));
         assert!(text.contains("mcp_bridge_differences_total{kind=\"batch_split\"} 1"));
         assert!(text.contains("mcp_bridge_upstream_errors_total{class=\"timeout\"} 1"));
         assert!(text.contains(
-            "mcp_bridge_request_duration_seconds_bucket{method=\"tools/call\",le=\"0.0025\"} 1"
+            "mcp_bridge_request_duration_seconds_bucket{client=\"streamable\",method=\"tools/call\",le=\"0.0025\"} 1"
         ));
-        assert!(text.contains("mcp_bridge_request_duration_seconds_count{method=\"other\"} 1"));
+        assert!(text.contains(
+            "mcp_bridge_request_duration_seconds_count{client=\"streamable\",method=\"other\"} 1"
+        ));
         assert!(text.contains("mcp_bridge_buffered_bytes 7"));
         m.relay("answered");
         let text = m.render(&Snapshot {

@@ -81,7 +81,7 @@ impl Observer {
         stream: Option<u64>,
         event_seq: Option<u64>,
     ) {
-        self.metrics.message(direction as usize, msg.kind);
+        self.metrics.message(l.client, direction as usize, msg.kind);
         self.journal(|| {
             let mut line = Self::head("message", l);
             let opt = |s: Option<String>| s.unwrap_or_else(|| "null".into());

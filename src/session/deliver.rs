@@ -89,7 +89,9 @@ impl Session {
                 q.seq,
             );
             if let Some(p) = &q.answered {
-                self.obs.metrics.latency(&p.method, p.since.elapsed());
+                self.obs
+                    .metrics
+                    .latency(self.client.as_str(), &p.method, p.since.elapsed());
             }
             if let (Some(frame), Some(seq)) = (&q.frame, q.seq) {
                 let stream = q.stream;

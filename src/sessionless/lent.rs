@@ -165,6 +165,13 @@ impl Lent {
         self.obs.message(&labels, direction, msg, None, None);
     }
 
+    /// A sessionless client's request to `method`, begun at `since`, got its answer.
+    pub fn answered(&self, method: &str, since: Instant) {
+        self.obs
+            .metrics
+            .latency(Transport::Streamable2026.as_str(), method, since.elapsed());
+    }
+
     pub fn difference(&self, kind: Difference, msg: Option<&Message>, reason: &str) {
         let labels = self.labels();
         let _e = self.span.enter();

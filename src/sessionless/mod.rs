@@ -4,8 +4,10 @@
 //! server) belongs to exactly one request. See docs/ARCHITECTURE.md.
 
 pub mod lent;
+pub mod listen;
 pub mod pool;
 pub mod ticket;
 
 pub use lent::{Inbox, Lent};
+pub use listen::Listening;
 pub use pool::{Key, LendError, Pinned, Pool};

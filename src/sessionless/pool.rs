@@ -55,6 +55,8 @@ pub struct Pinned {
     pub inbox: Inbox,
     /// The id the upstream will answer with (the client's first attempt).
     pub upstream_id: Id,
+    /// The first attempt's progress token: the upstream's progress notifications carry it.
+    pub progress_token: Option<Id>,
     pub method: Box<str>,
     /// The `inputRequests` keys the client must answer.
     pub asked: Vec<String>,
@@ -120,15 +122,15 @@ impl Pool {
                 None => break,
             }
         }
-        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.open.fetch_sub(1, Ordering::AcqRel);
+        if self.counted(1) > self.max {
+            self.counted(-1);
             // Full: an idle session of another client makes room (the longest unused); only
             // when every open session is lent or waiting for a retry is the request refused.
             let Some(oldest) = self.take_oldest_idle() else {
                 return Err(LendError::Busy(self.max));
             };
             self.discard(&oldest);
-            self.open.fetch_add(1, Ordering::AcqRel);
+            self.counted(1);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let init = Message::parse(
@@ -152,7 +154,13 @@ impl Pool {
         {
             Ok(l) => Ok(l),
             Err(e) => {
-                self.open.fetch_sub(1, Ordering::AcqRel);
+                self.counted(-1);
+                // The request is answered with this error at once; the operator sees it too.
+                self.obs.metrics.upstream_error(e.class());
+                tracing::warn!(
+                    class = e.class(),
+                    "could not open an upstream session for a sessionless client: {e}"
+                );
                 Err(LendError::Upstream(e))
             }
         }
@@ -200,7 +208,7 @@ impl Pool {
     }
 
     fn forget(&self, _lent: &Lent) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.counted(-1);
     }
 
     /// Hold `p` until the client's retry; the ticket its `requestState` names.
@@ -281,6 +289,28 @@ impl Pool {
         for l in all {
             self.discard(&l);
         }
+    }
+
+    /// How long the bridge waits for an upstream answer of its own requests.
+    pub fn timeout(&self) -> Duration {
+        self.shared.cfg.upstream_timeout
+    }
+
+    /// Interval of keep-alive comments on long streams (listen).
+    pub fn keepalive(&self) -> Duration {
+        self.shared.cfg.keepalive
+    }
+
+    /// Count a session opened (+1) or closed (-1); the count after, also published in the
+    /// metrics.
+    fn counted(&self, delta: isize) -> usize {
+        let now = if delta > 0 {
+            self.open.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.open.fetch_sub(1, Ordering::AcqRel) - 1
+        };
+        self.obs.metrics.set_sessionless_open(now);
+        now
     }
 
     /// Sessions open now (idle and lent).

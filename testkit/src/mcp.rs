@@ -263,6 +263,8 @@ impl McpState {
         match method {
             "initialize" => Ok(self.initialize(&params)),
             "ping" | "logging/setLevel" => Ok(json!({})),
+            // Updates are sent by the test (`send_unsolicited`); the requests are in the journal.
+            "resources/subscribe" | "resources/unsubscribe" => Ok(json!({})),
             "tools/list" => Ok(tools_list()),
             "tools/call" => self.call_tool(params, &*out).await,
             _ => Err((-32601, format!("Method not found: {method}"))),
@@ -274,7 +276,11 @@ impl McpState {
         *self.protocol_version.lock().unwrap() = Some(version.to_string());
         json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {}, "logging": {}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "logging": {},
+            },
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
         })
     }
@@ -343,7 +349,18 @@ impl McpState {
                     "messages": [{"role": "user", "content": {"type": "text", "text": str_arg("prompt")}}],
                     "maxTokens": 100,
                 });
-                match self.ask_client("sampling/createMessage", p, out).await {
+                // With a progress token: progress 1/2 before asking, 2/2 after the answer.
+                let token = params.pointer("/_meta/progressToken").cloned();
+                let progress = |n: u64| {
+                    if let Some(t) = &token {
+                        let p = json!({"progressToken": t, "progress": n, "total": 2});
+                        out.related(notification("notifications/progress", &p));
+                    }
+                };
+                progress(1);
+                let answer = self.ask_client("sampling/createMessage", p, out).await;
+                progress(2);
+                match answer {
                     Ok(r) => Ok(text_result(
                         r.pointer("/content/text")
                             .and_then(Value::as_str)
@@ -420,7 +437,7 @@ pub(crate) fn tools_list() -> Value {
         tool("echo", "Returns its text", obj(json!({"text": string}), &["text"])),
         tool("progress", "Sends a log message (and a progress notification when asked) per step, then returns",
             obj(json!({"steps": int, "delay_ms": int, "pad": int}), &[])),
-        tool("sample", "Asks the client to sample (sampling/createMessage) and returns the sampled text",
+        tool("sample", "Asks the client to sample (sampling/createMessage) and returns the sampled text; with a progress token, progress 1/2 before asking and 2/2 after",
             obj(json!({"prompt": string}), &["prompt"])),
         tool("roots", "Asks the client for its roots (roots/list) and returns them as JSON", obj(json!({}), &[])),
         tool("notify", "Sends an unrelated notifications/message, then returns",

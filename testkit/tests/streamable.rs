@@ -28,7 +28,14 @@ async fn initialize_and_list_tools() {
     let result = client.initialize("2025-06-18").await.unwrap();
     assert_eq!(result["protocolVersion"], "2025-06-18");
     assert_eq!(result["serverInfo"]["name"], "fake-streamable");
-    assert_eq!(result["capabilities"], json!({"tools": {}, "logging": {}}));
+    assert_eq!(
+        result["capabilities"],
+        json!({
+            "tools": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
+            "logging": {},
+        })
+    );
     assert_eq!(client.protocol_version().as_deref(), Some("2025-06-18"));
     let sid = client.session_id().expect("session id");
     assert_eq!(server.session_count(), 1);

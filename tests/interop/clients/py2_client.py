@@ -34,7 +34,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 
 HERE = Path(__file__).resolve().parent
-SCENARIO = json.loads((HERE / "scenario2026.json").read_text())
+# The scenario (`--scenario FILE`, in this folder): set in main(). Steps it leaves out are skipped
+# and recorded as null (an upstream without those tools).
+SCENARIO: dict[str, Any] = {}
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -196,27 +198,20 @@ class Run:
             self.summary["echo"] = tool_result((await call(sc["echo"]))[1])
 
             self.stage = "progress"
-            events: list[dict[str, Any]] = []
-
-            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-                events.append(norm({"kind": "progress", "progress": progress, "total": total, "message": message}))
-
-            self.sink = events
-            _, r = await call(sc["progress"], progress_callback=on_progress, meta={LOG_LEVEL_KEY: sc["logLevel"]})
-            self.sink = None
-            for e in events:
-                e.setdefault("logger", None) if e["kind"] == "log" else None
-                if e["kind"] == "progress":
-                    e.setdefault("total", None)
-                    e.setdefault("message", None)
-            self.summary["progress"] = {"events": events, "result": tool_result(r)}
+            if sc.get("progress"):
+                await self.progress_step(call)
+            else:
+                self.summary["progress"] = None
 
             for stage, step, key in (
-                ("elicit", sc["elicit"], "elicitation"),
-                ("sampling", sc["sample"], "sampling"),
-                ("roots", sc["roots_tool"], "roots"),
+                ("elicit", sc.get("elicit"), "elicitation"),
+                ("sampling", sc.get("sample"), "sampling"),
+                ("roots", sc.get("roots_tool"), "roots"),
             ):
                 self.stage = stage
+                if not step:
+                    self.summary[stage] = None
+                    continue
                 before = self.handled[key] if key == "roots" else len(self.handled[key])
                 start, r = await call(step)
                 self.summary[stage] = {
@@ -226,48 +221,81 @@ class Run:
                 }
 
             self.stage = "header"
-            start, r = await call(sc["header"])
-            sent = next((e for e in self.meta["http"][start:] if (e.get("body") or {}).get("method") == "tools/call"), {})
-            self.summary["header"] = {
-                "sent": {k: v for k, v in sent.get("headers", {}).items() if k.startswith("mcp-param-")},
-                "result": tool_result(r),
-            }
+            if sc.get("header"):
+                start, r = await call(sc["header"])
+                sent = next(
+                    (e for e in self.meta["http"][start:] if (e.get("body") or {}).get("method") == "tools/call"), {}
+                )
+                self.summary["header"] = {
+                    "sent": {k: v for k, v in sent.get("headers", {}).items() if k.startswith("mcp-param-")},
+                    "result": tool_result(r),
+                }
+            else:
+                self.summary["header"] = None
 
             self.stage = "resource"
-            res = dump(await client.read_resource(sc["resource"]["uri"]))
-            self.summary["resource"] = norm(
-                [{"uri": c.get("uri"), "mimeType": c.get("mimeType"), "text": c.get("text")} for c in res["contents"]]
-            )
+            if sc.get("resource"):
+                res = dump(await client.read_resource(sc["resource"]["uri"]))
+                self.summary["resource"] = norm(
+                    [{"uri": c.get("uri"), "mimeType": c.get("mimeType"), "text": c.get("text")} for c in res["contents"]]
+                )
+            else:
+                self.summary["resource"] = None
 
             self.stage = "prompt"
-            pr = dump(await client.get_prompt(sc["prompt"]["name"], sc["prompt"]["arguments"]))
-            self.summary["prompt"] = norm(pr["messages"])
+            if sc.get("prompt"):
+                pr = dump(await client.get_prompt(sc["prompt"]["name"], sc["prompt"]["arguments"]))
+                self.summary["prompt"] = norm(pr["messages"])
+            else:
+                self.summary["prompt"] = None
 
             self.stage = "listen"
-            if self.summary["era"] == "modern":
-                f = sc["listen"]["filter"]
-                got: list[dict[str, Any]] = []
-                async with client.listen(
-                    tools_list_changed=bool(f.get("toolsListChanged")),
-                    resource_subscriptions=f.get("resourceSubscriptions", []),
-                ) as sub:
-                    step = {"tool": sc["listen"]["touchTool"], "arguments": {"uri": sc["resource"]["uri"]}}
-                    touched = tool_result((await call(step))[1])
-                    with anyio.move_on_after(sc["listen"]["waitMs"] / 1000):
-                        async for ev in sub:
-                            if isinstance(ev, ResourceUpdated):
-                                got.append({"kind": "resources/updated", "uri": ev.uri, "subscriptionId": True})
-                            elif isinstance(ev, ToolsListChanged):
-                                got.append({"kind": "tools/list_changed", "subscriptionId": True})
-                            else:
-                                got.append({"kind": type(ev).__name__})
-                            if len(got) >= 2:
-                                break
-                    honored = norm(dump(sub.honored))
-                self.summary["listen"] = {"honored": honored, "touched": touched, "notifications": got, "closed": "local"}
+            if self.summary["era"] == "modern" and sc.get("listen"):
+                await self.listen_step(client, call)
             else:
                 self.summary["listen"] = None
             self.stage = "close"
+
+    async def progress_step(self, call: Any) -> None:
+        sc = SCENARIO
+        events: list[dict[str, Any]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            events.append(norm({"kind": "progress", "progress": progress, "total": total, "message": message}))
+
+        self.sink = events
+        _, r = await call(sc["progress"], progress_callback=on_progress, meta={LOG_LEVEL_KEY: sc["logLevel"]})
+        self.sink = None
+        for e in events:
+            e.setdefault("logger", None) if e["kind"] == "log" else None
+            if e["kind"] == "progress":
+                e.setdefault("total", None)
+                e.setdefault("message", None)
+        self.summary["progress"] = {"events": events, "result": tool_result(r)}
+
+
+    async def listen_step(self, client: Any, call: Any) -> None:
+        sc = SCENARIO
+        f = sc["listen"]["filter"]
+        got: list[dict[str, Any]] = []
+        async with client.listen(
+            tools_list_changed=bool(f.get("toolsListChanged")),
+            resource_subscriptions=f.get("resourceSubscriptions", []),
+        ) as sub:
+            step = {"tool": sc["listen"]["touchTool"], "arguments": {"uri": sc["resource"]["uri"]}}
+            touched = tool_result((await call(step))[1])
+            with anyio.move_on_after(sc["listen"]["waitMs"] / 1000):
+                async for ev in sub:
+                    if isinstance(ev, ResourceUpdated):
+                        got.append({"kind": "resources/updated", "uri": ev.uri, "subscriptionId": True})
+                    elif isinstance(ev, ToolsListChanged):
+                        got.append({"kind": "tools/list_changed", "subscriptionId": True})
+                    else:
+                        got.append({"kind": type(ev).__name__})
+                    if len(got) >= 2:
+                        break
+            honored = norm(dump(sub.honored))
+        self.summary["listen"] = {"honored": honored, "touched": touched, "notifications": got, "closed": "local"}
 
     def emit(self) -> None:
         self.summary["meta"] = self.meta
@@ -300,7 +328,9 @@ def main() -> None:
     ap.add_argument("--url", required=True)
     ap.add_argument("--mode", default="2026-07-28", choices=["2026-07-28", "auto"])
     ap.add_argument("--timeout", type=float, default=15.0)
+    ap.add_argument("--scenario", default="scenario2026.json")
     args = ap.parse_args()
+    SCENARIO.update(json.loads((HERE / args.scenario).read_text()))
     run = Run(args)
     signal.signal(signal.SIGALRM, lambda *_: run.fail(3, f"overall timeout of {args.timeout}s (alarm)"))
     signal.alarm(int(args.timeout) + 2)

@@ -18,7 +18,9 @@ const { createRequire } = require("node:module");
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const INTEROP_DIR = process.env.INTEROP_DIR || path.join(ROOT, ".interop");
 const NODE2_DIR = path.join(INTEROP_DIR, "node2");
-const SCENARIO = JSON.parse(fs.readFileSync(path.join(__dirname, "scenario2026.json"), "utf8"));
+// The scenario (`--scenario FILE`, in this folder): set in main(). Steps it leaves out are
+// skipped and recorded as null (an upstream without those tools).
+let SCENARIO = null;
 const LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel";
 
 function parseArgs(argv) {
@@ -28,10 +30,11 @@ function parseArgs(argv) {
     if (a === "--url") { out.url = v; i++; }
     else if (a === "--mode") { out.mode = v; i++; }
     else if (a === "--timeout") { out.timeout = Number(v); i++; }
+    else if (a === "--scenario") { out.scenario = v; i++; }
     else throw new Error(`unknown argument ${a}`);
   }
   if (!out.url || !["modern", "auto", "legacy"].includes(out.mode)) {
-    throw new Error("usage: ts2_client.cjs --url URL [--mode modern|auto|legacy] [--timeout S]");
+    throw new Error("usage: ts2_client.cjs --url URL [--mode modern|auto|legacy] [--timeout S] [--scenario FILE]");
   }
   return out;
 }
@@ -135,6 +138,7 @@ async function roundsOf(exchanges, from, tool) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  SCENARIO = JSON.parse(fs.readFileSync(path.join(__dirname, args.scenario ?? "scenario2026.json"), "utf8"));
   const req = createRequire(path.join(NODE2_DIR, "package.json"));
   const { Client, StreamableHTTPClientTransport } = req("@modelcontextprotocol/client");
   const sdkVersion = JSON.parse(fs.readFileSync(path.join(NODE2_DIR, "node_modules/@modelcontextprotocol/client/package.json"), "utf8")).version;
@@ -209,6 +213,7 @@ async function main() {
   summary.echo = toolResult((await call(SCENARIO.echo)).r);
 
   setStage("progress");
+  if (SCENARIO.progress) {
   const events = [];
   sink = events;
   const prog = await call(SCENARIO.progress, {
@@ -218,9 +223,11 @@ async function main() {
   await new Promise((r) => setTimeout(r, 20)); // queued notification microtasks
   sink = null;
   summary.progress = { events, result: toolResult(prog.r) };
+  } else summary.progress = null;
 
   for (const [stage, step, key] of [["elicit", SCENARIO.elicit, "elicitation"], ["sampling", SCENARIO.sample, "sampling"], ["roots", SCENARIO.roots_tool, "roots"]]) {
     setStage(stage);
+    if (!step) { summary[stage] = null; continue; }
     const before = key === "roots" ? handled.roots : handled[key].length;
     const c = await call(step);
     summary[stage] = {
@@ -231,20 +238,26 @@ async function main() {
   }
 
   setStage("header");
-  const h = await call(SCENARIO.header);
-  const hx = exchanges.slice(h.from).find((e) => e.body?.method === "tools/call");
-  summary.header = { sent: Object.fromEntries(Object.entries(hx?.headers ?? {}).filter(([k]) => k.startsWith("mcp-param-"))), result: toolResult(h.r) };
+  if (SCENARIO.header) {
+    const h = await call(SCENARIO.header);
+    const hx = exchanges.slice(h.from).find((e) => e.body?.method === "tools/call");
+    summary.header = { sent: Object.fromEntries(Object.entries(hx?.headers ?? {}).filter(([k]) => k.startsWith("mcp-param-"))), result: toolResult(h.r) };
+  } else summary.header = null;
 
   setStage("resource");
-  const res = await client.readResource({ uri: SCENARIO.resource.uri });
-  summary.resource = norm(res.contents.map((c) => ({ uri: c.uri, mimeType: c.mimeType ?? null, text: c.text ?? null })));
+  if (SCENARIO.resource) {
+    const res = await client.readResource({ uri: SCENARIO.resource.uri });
+    summary.resource = norm(res.contents.map((c) => ({ uri: c.uri, mimeType: c.mimeType ?? null, text: c.text ?? null })));
+  } else summary.resource = null;
 
   setStage("prompt");
-  const pr = await client.getPrompt(SCENARIO.prompt);
-  summary.prompt = norm(pr.messages);
+  if (SCENARIO.prompt) {
+    const pr = await client.getPrompt(SCENARIO.prompt);
+    summary.prompt = norm(pr.messages);
+  } else summary.prompt = null;
 
   setStage("listen");
-  if (summary.era === "modern") {
+  if (summary.era === "modern" && SCENARIO.listen) {
     const got = [];
     const sub = await client.listen(SCENARIO.listen.filter);
     sink = got;

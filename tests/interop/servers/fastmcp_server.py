@@ -8,6 +8,8 @@ Binds 127.0.0.1 only (stdio: no socket, messages on stdin/stdout, logs on stderr
   progress(steps, delay) per step: one log message (ctx.info) then one progress
                          notification (ctx.report_progress); returns a fixed text
   sample(prompt)        -> one sampling/createMessage request to the client; returns its text
+  elicit(question)      -> one elicitation/create request (a form asking for one string `answer`);
+                           returns `elicited[<action>]: <answer>`
   roots()               -> one roots/list request to the client; returns the roots as JSON
 Every server->client message is request-scoped (related to the tools/call), so on Streamable
 HTTP it travels on that call's POST stream and on legacy SSE on the one event stream.
@@ -64,6 +66,18 @@ def build(port: int, path: str | None) -> FastMCP:
         content = result.content
         text = content.text if isinstance(content, TextContent) else json.dumps(content.model_dump(mode="json"))
         return f"sampled[{result.model}/{result.role}]: {text}"
+
+    @mcp.tool()
+    async def elicit(ctx: Context, question: str) -> str:
+        """Ask the user the question (elicitation/create, a form with one string) and return the answer."""
+        schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+        result = await ctx.session.elicit_form(
+            message=question,
+            requestedSchema=schema,
+            related_request_id=ctx.request_context.request_id,
+        )
+        answer = (result.content or {}).get("answer", "")
+        return f"elicited[{result.action}]: {answer}"
 
     @mcp.tool()
     async def roots(ctx: Context) -> str:
