@@ -97,8 +97,9 @@ pub struct Logged {
     /// The backend's index, in the order given to [`Haproxy::start`]; `None` when no server
     /// took it (`<NOSRV>`).
     pub server: Option<usize>,
-    /// The HTTP status haproxy answered with (its own 503 when no backend could be reached).
-    pub status: u16,
+    /// The HTTP status haproxy answered with (its own 503 when no backend could be reached;
+    /// -1 when it closed the client's connection without an answer).
+    pub status: i32,
     pub method: String,
     /// Path and query.
     pub uri: String,
@@ -160,10 +161,15 @@ pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
          \x20   option httplog\n\
          \x20   timeout connect 5s\n\
          # A replica that is down (killed, or restarting) refuses the connection: try another\n\
-         # one at once instead of answering 503. Only connection failures are retried (the\n\
-         # default retry-on), so no request that reached a replica is ever sent twice.\n\
+         # one at once instead of answering 503.\n\
          \x20   retries 3\n\
          \x20   option redispatch 1\n\
+         # A replica that stops (its drain ends) resets the connections still queued in its\n\
+         # listen backlog, and may close an idle keep-alive connection as haproxy reuses it:\n\
+         # the request got no answer at all. Without a retry haproxy closes the client's\n\
+         # connection silently. Retried elsewhere instead; the cost: a request whose replica\n\
+         # died (kill -9) before answering anything is sent again to another one.\n\
+         \x20   retry-on conn-failure empty-response\n\
          \x20   timeout http-request 30s\n\
          # SSE streams stay open for as long as a test runs.\n\
          \x20   timeout client 1h\n\
