@@ -11,7 +11,7 @@
 //! spoke to the upstream, and the requests that landed on the others succeeded — they were
 //! relayed to the owner.
 //!
-//! Cells (all 8 combinations of these, ~5–10 s each on this machine, about 40 s in all with
+//! Cells (all 8 combinations of these; 2.5–3.5 s each on this machine, 22–24 s in all with
 //! nextest's two threads): clients Python `mcp` 1.x and TypeScript SDK 1.x, each with legacy
 //! SSE (`sse_client`, `SSEClientTransport`) and Streamable HTTP (`streamablehttp_client`,
 //! `StreamableHTTPClientTransport`); upstream `server-everything` legacy SSE and Streamable,

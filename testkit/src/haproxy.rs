@@ -129,25 +129,6 @@ impl Logged {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_logged_request_names_its_replica_status_and_request_line() {
-        let l = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/r2 0/0/0/2/2 202 98 - - ---- 2/2/1/1/0 0/0 "POST /messages?sessionId=ab HTTP/1.1""#).unwrap();
-        assert_eq!(l.server, Some(2));
-        assert_eq!(l.status, 202);
-        assert_eq!(
-            (l.method.as_str(), l.uri.as_str()),
-            ("POST", "/messages?sessionId=ab")
-        );
-        let none = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/3 0/0 "GET /mcp HTTP/1.1""#).unwrap();
-        assert_eq!((none.server, none.status), (None, 503));
-        assert_eq!(Logged::parse("[NOTICE] haproxy started"), None);
-    }
-}
-
 /// The generated configuration: one frontend on `listen`, one round-robin backend.
 pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
     let mut cfg = format!(
@@ -188,4 +169,23 @@ pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
         cfg.push_str(&format!("    server r{i} {b}\n"));
     }
     cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_request_names_its_replica_status_and_request_line() {
+        let l = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/r2 0/0/0/2/2 202 98 - - ---- 2/2/1/1/0 0/0 "POST /messages?sessionId=ab HTTP/1.1""#).unwrap();
+        assert_eq!(l.server, Some(2));
+        assert_eq!(l.status, 202);
+        assert_eq!(
+            (l.method.as_str(), l.uri.as_str()),
+            ("POST", "/messages?sessionId=ab")
+        );
+        let none = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/3 0/0 "GET /mcp HTTP/1.1""#).unwrap();
+        assert_eq!((none.server, none.status), (None, 503));
+        assert_eq!(Logged::parse("[NOTICE] haproxy started"), None);
+    }
 }
