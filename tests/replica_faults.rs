@@ -7,8 +7,8 @@
 //!   re-initialised the upstream;
 //! - a rolling restart (SIGTERM, drain, restart on the same port and flags) of each replica
 //!   in turn while six clients call in a loop: no call fails, no session is lost (until the
-//!   second defect in tests/replica_defects.rs is fixed, a 404 can end it, seen in about one
-//!   run in five before haproxy retried empty answers, none in ten after);
+//!   second defect in tests/replica_defects.rs is fixed, a 404 can fail it: 1 run in 20
+//!   here);
 //! - Redis killed and restarted mid-run: requests landing on the session's owner keep
 //!   working, the others get 503 with `Retry-After`, and everything recovers by itself;
 //! - a forged replica-to-replica request is refused (403) and logged.
