@@ -80,6 +80,53 @@ impl Haproxy {
     pub fn report(&self) -> String {
         self.proc.report(40)
     }
+
+    /// Every request haproxy has logged so far (it logs one when its answer ends), in order.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.proc
+            .output()
+            .lines()
+            .filter_map(Logged::parse)
+            .collect()
+    }
+}
+
+/// One request as haproxy logged it (`option httplog`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The backend's index, in the order given to [`Haproxy::start`]; `None` when no server
+    /// took it (`<NOSRV>`).
+    pub server: Option<usize>,
+    /// The HTTP status haproxy answered with (its own 503 when no backend could be reached;
+    /// -1 when it closed the client's connection without an answer).
+    pub status: i32,
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The line as logged.
+    pub line: String,
+}
+
+impl Logged {
+    /// `IP:PORT [DATE] bridge replicas/rN Tq/Tw/Tc/Tr/Ta STATUS BYTES ... "METHOD URI HTTP/1.1"`
+    pub fn parse(line: &str) -> Option<Logged> {
+        let mut words = line.split_whitespace();
+        let backend = words.find(|w| w.starts_with("replicas/"))?;
+        let server = backend
+            .strip_prefix("replicas/r")
+            .and_then(|n| n.parse().ok());
+        let _timers = words.next()?;
+        let status = words.next()?.parse().ok()?;
+        let request = line.rsplit_once(" \"")?.1.trim_end_matches('"');
+        let mut parts = request.split(' ');
+        Some(Logged {
+            server,
+            status,
+            method: parts.next()?.to_owned(),
+            uri: parts.next()?.to_owned(),
+            line: line.to_owned(),
+        })
+    }
 }
 
 /// The generated configuration: one frontend on `listen`, one round-robin backend.
@@ -87,9 +134,23 @@ pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
     let mut cfg = format!(
         "global\n\
          \x20   maxconn 4096\n\
+         # One line per request on stdout (collected by the test): which replica served it.\n\
+         \x20   log stdout format raw local0\n\
          defaults\n\
          \x20   mode http\n\
+         \x20   log global\n\
+         \x20   option httplog\n\
          \x20   timeout connect 5s\n\
+         # A replica that is down (killed, or restarting) refuses the connection: try another\n\
+         # one at once instead of answering 503.\n\
+         \x20   retries 3\n\
+         \x20   option redispatch 1\n\
+         # A replica that stops (its drain ends) resets the connections still queued in its\n\
+         # listen backlog, and may close an idle keep-alive connection as haproxy reuses it:\n\
+         # the request got no answer at all. Without a retry haproxy closes the client's\n\
+         # connection silently. Retried elsewhere instead; the cost: a request whose replica\n\
+         # died (kill -9) before answering anything is sent again to another one.\n\
+         \x20   retry-on conn-failure empty-response\n\
          \x20   timeout http-request 30s\n\
          # SSE streams stay open for as long as a test runs.\n\
          \x20   timeout client 1h\n\
@@ -108,4 +169,23 @@ pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
         cfg.push_str(&format!("    server r{i} {b}\n"));
     }
     cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_request_names_its_replica_status_and_request_line() {
+        let l = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/r2 0/0/0/2/2 202 98 - - ---- 2/2/1/1/0 0/0 "POST /messages?sessionId=ab HTTP/1.1""#).unwrap();
+        assert_eq!(l.server, Some(2));
+        assert_eq!(l.status, 202);
+        assert_eq!(
+            (l.method.as_str(), l.uri.as_str()),
+            ("POST", "/messages?sessionId=ab")
+        );
+        let none = Logged::parse(r#"127.0.0.1:40000 [03/Dec/2026:09:51:20.123] bridge replicas/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/3 0/0 "GET /mcp HTTP/1.1""#).unwrap();
+        assert_eq!((none.server, none.status), (None, 503));
+        assert_eq!(Logged::parse("[NOTICE] haproxy started"), None);
+    }
 }
