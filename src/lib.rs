@@ -106,7 +106,12 @@ fn build(cfg: Config) -> std::io::Result<Built> {
     // SSE streams are long-lived: never time a response out, and let shutdown be quick.
     .keep_alive(actix_web::http::KeepAlive::Os)
     .client_request_timeout(Duration::from_secs(30))
-    .shutdown_timeout(1)
+    // A replica's drain keeps serving the connections it has while it stops taking new ones.
+    .shutdown_timeout(
+        cfg.replicas
+            .as_ref()
+            .map_or(1, |r| r.drain_timeout.as_secs() + 5),
+    )
     // Small SSE frames must not wait for ACKs (Nagle): latency is the product.
     .tcp_nodelay(true)
     // A client closing its socket ends its SSE response (and a legacy session with its
@@ -242,6 +247,9 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         if let Some(m) = &leaving {
             drain(m, &ending, drain_timeout).await;
         }
+        // No new connections from here on (a load balancer retries them elsewhere); the
+        // open ones are served until they end.
+        let stopping = handle.stop(true);
         // End sessions while the workers that own the upstream connections still run, so
         // every upstream session is closed (DELETE) before the process goes.
         let open = ending.len();
@@ -251,7 +259,7 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         if !upstream.drained(Duration::from_secs(3)).await {
             tracing::warn!("some upstream sessions were not closed within 3s");
         }
-        handle.stop(true).await;
+        stopping.await;
     });
     let served = server.await;
     sessions.end_all();
@@ -272,16 +280,20 @@ fn built_drain_timeout(built: &Built) -> Duration {
 
 /// A replica's graceful exit: no new sessions, leave the group (the other replicas take this
 /// one's Streamable sessions over at their next request), let requests in flight finish
-/// while ending each Streamable session as soon as it is idle, and end the legacy streams
-/// last (their clients reconnect to another replica).
+/// while ending each Streamable session as soon as it is idle — still accepting connections
+/// until no other replica can hold a route to this one — and then (the caller) stop
+/// listening and end the legacy streams last (their clients reconnect to another replica).
 async fn drain(m: &Membership, sessions: &SessionMap, timeout: Duration) {
     m.drain();
     m.leave().await;
     tracing::info!(sessions = sessions.len(), ?timeout, "draining");
-    let deadline = tokio::time::Instant::now() + timeout;
+    let now = tokio::time::Instant::now();
+    let deadline = now + timeout;
+    let routes_gone = now + replica::membership::ROUTE_TTL + Duration::from_millis(500);
     loop {
         let busy = sessions.end_idle_streamable(EndReason::Shutdown);
-        if busy == 0 || tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if (busy == 0 && now >= routes_gone) || now >= deadline {
             if busy > 0 {
                 tracing::warn!(
                     sessions = busy,

@@ -401,7 +401,12 @@ fn check_spread_and_relayed(cell: &str, group: &Group, context: &dyn Fn() -> Str
         .replicas
         .iter()
         .map(|r| {
-            r.metric("mcp_bridge_messages_total{direction=\"client_to_upstream\",kind=\"request\"}")
+            ["sse", "streamable"]
+                .iter()
+                .map(|client| {
+                    r.metric(&format!("mcp_bridge_messages_total{{client=\"{client}\",direction=\"client_to_upstream\",kind=\"request\"}}"))
+                })
+                .sum::<f64>()
         })
         .collect();
     let owners: Vec<usize> = (0..spoke.len()).filter(|&i| spoke[i] > 0.0).collect();

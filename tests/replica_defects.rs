@@ -1,7 +1,7 @@
 //! Two replica defects found by tests/replica_faults.rs, each made deterministic here (real
-//! processes, real redis-server). Both FAIL on the code they were found on; they are ignored
-//! so the suite stays green until the fix: `cargo nextest run --test replica_defects
-//! --run-ignored all`.
+//! processes, real redis-server). Both failed on the code they were found on (the comments
+//! describe that code); fixed in src/replica/hop.rs (`never_delivered`) and
+//! src/downstream/replicated.rs (`find`: a draining replica passes a relayed request on).
 
 mod replica_procs;
 mod support;
@@ -54,7 +54,6 @@ fn client_of(url: &str, of: &StreamableClient) -> StreamableClient {
 /// `ConnectError::Disconnected`, raised when the connection ends after the request was
 /// sent), takes the session over and sends the call upstream a second time.
 #[actix_rt::test]
-#[ignore = "defect: a relayed call the dead owner already forwarded is sent upstream again"]
 async fn a_call_the_killed_owner_already_forwarded_is_not_sent_upstream_again() {
     // JSON answers: the owner's answer begins only when the tool is done.
     let server = FakeServer::start(ServerOptions::streamable().json_response(true));
@@ -97,7 +96,6 @@ async fn a_call_the_killed_owner_already_forwarded_is_not_sent_upstream_again() 
 /// runs; here the relayed request is sent as that replica sends it (signed with the shared
 /// secret) while another session's call keeps the owner draining.
 #[actix_rt::test]
-#[ignore = "defect: a request relayed to a draining owner whose session just ended gets 404"]
 async fn a_request_relayed_to_a_draining_owner_that_just_ended_the_session_is_not_a_404() {
     let server = FakeServer::start(ServerOptions::streamable());
     let mut group = group(&server);

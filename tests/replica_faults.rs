@@ -395,16 +395,26 @@ async fn redis_restarted_mid_run_owned_requests_work_others_get_503_and_all_reco
         assert_eq!(list(&client).await.0, 200);
     }
     let pids: Vec<u32> = group.replicas.iter().map(|r| r.pid()).collect();
+    // A second session made on the owner itself: no other replica has looked it up yet.
+    let direct = StreamableClient::new(&group.replicas[owner].url("/mcp"), &[]);
+    direct.initialize("2025-06-18").await.unwrap();
+    let stranger = StreamableClient::new(&group.url("/mcp"), &[]);
+    stranger.set_session_id(direct.session_id().as_deref());
+    stranger.set_protocol_version(Some("2025-06-18"));
 
     // initialize, notifications/initialized, three lists.
     let mark = logged(&group, 5).await.len();
     group.redis.kill();
     let mut answers = Vec::new();
     for _ in 0..6 {
-        answers.push(list(&client).await);
+        // Every replica relayed for `client` before: they know where it lives.
+        assert_eq!(list(&client).await.0, 200, "a known session needs no Redis");
+        answers.push(list(&stranger).await);
     }
-    let landed: Vec<Option<usize>> = logged(&group, mark + 6).await[mark..]
+    let landed: Vec<Option<usize>> = logged(&group, mark + 12).await[mark..]
         .iter()
+        .skip(1)
+        .step_by(2)
         .map(|l| l.server)
         .collect();
     for (at, (status, retry_after)) in landed.iter().zip(&answers) {
@@ -417,7 +427,7 @@ async fn redis_restarted_mid_run_owned_requests_work_others_get_503_and_all_reco
             assert_eq!(
                 (*status, *retry_after),
                 (503, true),
-                "elsewhere ({at:?}, owner r{owner}): 503 with Retry-After: {answers:?} {landed:?}"
+                "elsewhere ({at:?}, owner r{owner}), never looked up: 503 with Retry-After: {answers:?} {landed:?}"
             );
         }
     }
@@ -442,7 +452,7 @@ async fn redis_restarted_mid_run_owned_requests_work_others_get_503_and_all_reco
             "no recovery within 30 s\n{}",
             group.report()
         );
-        if list(&client).await.0 == 200 {
+        if list(&stranger).await.0 == 200 {
             streak += 1;
         } else {
             streak = 0;

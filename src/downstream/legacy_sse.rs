@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::body::{parse_client_body, read_limited, require_json, sse_response};
 use super::forwarded;
-use super::replicated::{self, Found, Relay};
+use super::replicated;
 use super::{accepted, forward_headers, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
@@ -114,18 +114,10 @@ pub async fn post(
     let sid = session_id(req.query_string()).ok_or(DownstreamError::MissingSessionId)?;
     let found = replicated::find(req, app, who, &sid, Transport::LegacySse).await?;
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
-    let session = match found {
-        Found::Here(s) => s,
-        Found::Owner { id, address } => {
-            return match replicated::relay(req, app, who, &sid, (id, address), Some(body)).await? {
-                Relay::Answered(res) => Ok(res),
-                // Its stream died with its replica: the client must reconnect.
-                Relay::TakenOver(s) => {
-                    s.end(crate::session::EndReason::UpstreamGone);
-                    Err(DownstreamError::UnknownSession.into())
-                }
-            };
-        }
+    let client = Transport::LegacySse;
+    let session = match replicated::resolve(req, app, who, &sid, client, found, &body).await? {
+        Ok(s) => s,
+        Err(answered_elsewhere) => return Ok(answered_elsewhere),
     };
     let body = parse_client_body(body)?;
     if let Body::Batch(b) = &body {

@@ -126,9 +126,13 @@ pub async fn find(
     client: Transport,
 ) -> Result<Found, Error> {
     let here = || {
-        app.sessions
+        let s = app
+            .sessions
             .get(sid)
-            .filter(|s| s.client == client && !s.is_ended() && owns(s, who))
+            .filter(|s| s.client == client && !s.is_ended() && owns(s, who))?;
+        // A draining replica ends only sessions quiet for a moment: this one is not.
+        s.touch();
+        Some(s)
     };
     let Some(m) = &app.replicas else {
         return here()
@@ -146,9 +150,10 @@ pub async fn find(
             .await
             .map_err(unavailable)?
         {
-            // Never relayed twice: the replica that sent it here believed this one owns it
-            // (or, draining, that this one would take it over).
-            Located::Owner { .. } if relayed(req) => break,
+            // Never relayed twice — the replica that sent it here believed this one owns it
+            // — unless this one is draining and ended the session: then a live replica
+            // takes it over (one that does not drain never sends it on; no loop).
+            Located::Owner { .. } if relayed(req) && !m.is_draining() => break,
             Located::Owner { id, address } => return Ok(Found::Owner { id, address }),
             Located::Adopt(a) => return adopt(req, app, a).await.map(Found::Here),
             Located::Busy => continue,
@@ -156,6 +161,36 @@ pub async fn find(
         }
     }
     Err(DownstreamError::UnknownSession.into())
+}
+
+/// After the body arrived: the session `found` before it, or the owner's answer. A session
+/// found here may have ended meanwhile (a draining replica ends its idle sessions): it is
+/// looked up once more, and followed to wherever it went.
+pub async fn resolve(
+    req: &HttpRequest,
+    app: &AppState,
+    who: Option<Credential>,
+    sid: &str,
+    client: Transport,
+    found: Found,
+    body: &Bytes,
+) -> Result<Result<Arc<Session>, HttpResponse>, Error> {
+    let found = match found {
+        Found::Here(s) if s.is_ended() && app.replicas.is_some() => {
+            find(req, app, who, sid, client).await?
+        }
+        other => other,
+    };
+    match found {
+        Found::Here(s) if s.is_ended() => Err(DownstreamError::UnknownSession.into()),
+        Found::Here(s) => Ok(Ok(s)),
+        Found::Owner { id, address } => {
+            match relay(req, app, who, sid, (id, address), Some(body.clone())).await? {
+                Relay::Answered(res) => Ok(Err(res)),
+                Relay::TakenOver(s) => Ok(Ok(s)),
+            }
+        }
+    }
 }
 
 /// What relaying to the owner gave.

@@ -74,21 +74,16 @@ pub async fn post(
     };
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
     let existing = match found {
-        Some(Found::Here(s)) => Some(s),
-        Some(Found::Owner { id, address }) => {
+        Some(found) => {
             let sid = header_str(req, SESSION_HEADER).unwrap_or_default();
-            let owner = (id, address);
-            match replicated::relay(req, app, who, sid, owner, Some(body.clone())).await? {
-                Relay::Answered(res) => return Ok(res),
-                Relay::TakenOver(s) => Some(s),
+            let client = Transport::Streamable;
+            match replicated::resolve(req, app, who, sid, client, found, &body).await? {
+                Ok(s) => Some(s),
+                Err(answered_elsewhere) => return Ok(answered_elsewhere),
             }
         }
         None => None,
     };
-    // The session may have ended while its body was on the way.
-    if existing.as_ref().is_some_and(|s| s.is_ended()) {
-        return Err(DownstreamError::UnknownSession.into());
-    }
     if existing.is_none() && super::modern::claims(req, &body) {
         return super::modern::serve(req, body, app, who).await;
     }

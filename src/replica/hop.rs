@@ -164,7 +164,7 @@ pub async fn relay(
     };
     let resp = match sent {
         Err(_) => return Relayed::Failed(format!("no answer within {head_deadline:?}")),
-        Ok(Err(awc::error::SendRequestError::Connect(e))) => {
+        Ok(Err(awc::error::SendRequestError::Connect(e))) if never_delivered(&e) => {
             return Relayed::OwnerUnreachable(e.to_string())
         }
         Ok(Err(e)) => return Relayed::Failed(e.to_string()),
@@ -177,6 +177,25 @@ pub async fn relay(
         }
     }
     Relayed::Answer(answer.streaming(resp))
+}
+
+/// Whether a connect error proves the request never reached the owner: the connection was
+/// refused or never made. Anything else (e.g. a pooled connection that broke after the
+/// request was written) may have delivered it — taking the session over would run the
+/// request a second time.
+fn never_delivered(e: &awc::error::ConnectError) -> bool {
+    use awc::error::ConnectError as C;
+    match e {
+        C::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::HostUnreachable
+                | std::io::ErrorKind::NetworkUnreachable
+                | std::io::ErrorKind::AddrNotAvailable
+        ),
+        C::Timeout | C::Resolver(_) | C::NoRecords | C::Unresolved => true,
+        _ => false,
+    }
 }
 
 fn hex(b: &[u8]) -> String {

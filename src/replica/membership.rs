@@ -31,7 +31,9 @@ const OP_DEADLINE: Duration = Duration::from_secs(2);
 /// How long a session's owner, once looked up, is relayed to without asking Redis again. A
 /// stale route corrects itself: a dead owner refuses the connection, and an owner that no
 /// longer holds the session answers 404, on which the caller looks again ([`Membership::forget_route`]).
-const ROUTE_TTL: Duration = Duration::from_secs(30);
+/// A draining replica keeps accepting for longer than this after it left, so that no route
+/// to it is left when it closes its listener.
+pub const ROUTE_TTL: Duration = Duration::from_secs(2);
 
 /// A looked-up owner, for the requests of the same client that follow.
 #[derive(Clone)]
@@ -98,6 +100,9 @@ pub struct Membership {
     drain_timeout: Duration,
     /// Where Streamable sessions' replay logs are copied (`--redis-replay`).
     mirror: Option<Arc<super::replay::RedisMirror>>,
+    /// The heartbeat task, stopped before leaving (a beat in flight must not register
+    /// this replica again after it left).
+    heartbeat: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The heartbeat and ended-session tasks, stopped by [`Membership::stop`].
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -180,11 +185,15 @@ impl Membership {
             draining: AtomicBool::new(false),
             drain_timeout: cfg.drain_timeout,
             mirror,
+            heartbeat: std::sync::Mutex::new(None),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         tracing::info!(replica = %m.id, address = %m.address, "registered in the replica directory");
+        let heartbeat =
+            m.rt.spawn(Membership::heartbeat_loop(m.clone(), sessions.clone()));
+        *m.heartbeat.lock().expect("not poisoned") = Some(heartbeat.abort_handle());
         let mut tasks = vec![
-            m.rt.spawn(Membership::heartbeat_loop(m.clone(), sessions.clone())),
+            heartbeat,
             m.rt.spawn(Membership::ended_loop(m.clone(), sessions.watch_ends())),
         ];
         tasks.extend(writer.map(|w| m.rt.spawn(w)));
@@ -384,6 +393,10 @@ impl Membership {
             {
                 self.claim(rec, OwnerSeen::Unreachable).await
             }
+            // Someone took it over since this replica last looked: follow it there.
+            Some(rec) if rec.owner != owner => {
+                self.locate(id, credential, rec.client_transport).await
+            }
             _ => Ok(Located::Nowhere),
         }
     }
@@ -436,6 +449,14 @@ impl Membership {
     /// Leave the group (a clean exit): other replicas see this one gone at once and take
     /// its Streamable sessions over at their next request.
     pub async fn leave(&self) {
+        let beating = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = beating {
+            h.abort();
+        }
         let (dir, id) = (self.dir.clone(), self.id.clone());
         match self
             .on_redis(async move { dir.deregister(&id).await })

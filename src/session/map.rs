@@ -156,15 +156,17 @@ impl SessionMap {
         }
     }
 
-    /// Drain step: end every Streamable session with no request in flight; how many have
-    /// requests in flight still (legacy sessions are not counted: they end last).
+    /// Drain step: end every Streamable session with no request in flight and none on its
+    /// way in; how many are still busy (legacy sessions are not counted: they end last).
     pub fn end_idle_streamable(&self, reason: EndReason) -> usize {
+        // A request that found its session a moment ago is still reading its body.
+        const QUIET: Duration = Duration::from_millis(100);
         let mut busy = 0;
         for s in self.snapshot() {
             if s.client != Transport::Streamable {
                 continue;
             }
-            if s.in_flight() == 0 {
+            if s.is_quiet(QUIET) {
                 s.end(reason);
             } else {
                 busy += 1;

@@ -180,6 +180,17 @@ impl Session {
         self.lock().inflight.len()
     }
 
+    /// A request for the session arrived (its body may still be on the way).
+    pub fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    /// No request in flight, and no client message for `quiet` (one may be on its way in).
+    pub fn is_quiet(&self, quiet: std::time::Duration) -> bool {
+        let st = self.lock();
+        st.inflight.len() == 0 && st.last_activity.elapsed() >= quiet
+    }
+
     /// Time since the session began.
     pub fn age(&self, now: Instant) -> std::time::Duration {
         now.saturating_duration_since(self.created)
