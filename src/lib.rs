@@ -62,12 +62,6 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         cfg.clone(),
         tls::client_config(&cfg.deploy)?,
     )?);
-    let sessionless = Arc::new(sessionless::Pool::new(
-        upstream.clone(),
-        observer.clone(),
-        cfg.sessionless_max,
-        cfg.sessionless_idle,
-    ));
     let replicas = match &cfg.replicas {
         Some(r) => Some(Membership::start(
             r,
@@ -76,6 +70,15 @@ fn build(cfg: Config) -> std::io::Result<Built> {
         )?),
         None => None,
     };
+    let sessionless = Arc::new(sessionless::Pool::new(
+        upstream.clone(),
+        observer.clone(),
+        cfg.sessionless_max,
+        cfg.sessionless_idle,
+        replicas
+            .as_ref()
+            .map_or_else(Default::default, |m| m.state_sealer()),
+    ));
     let admin = match cfg.admin_listen {
         Some(listen) => Some(build_admin(
             Admin {

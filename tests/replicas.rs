@@ -468,3 +468,80 @@ async fn with_redis_replay_a_resume_after_the_owners_loss_gets_what_it_missed() 
         "the call the lost replica never answered is answered with an error: {last}"
     );
 }
+
+/// A 2026-07-28 client's retry (MRTR) lands on another replica than the one holding its
+/// call: the `requestState` names the holder, and the retry is relayed there.
+#[actix_rt::test]
+async fn a_sessionless_retry_landing_on_another_replica_reaches_the_waiting_call() {
+    let server = FakeServer::start(ServerOptions::legacy());
+    let group = Group::start(2, &server.url(), &[]);
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "1"},
+    });
+    let call = |replica: usize, id: u64, extra: Value| {
+        let url = group.replicas[replica].url("/mcp");
+        let mut params =
+            json!({"name": "sample", "arguments": {"prompt": "write a haiku"}, "_meta": meta});
+        if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        async move {
+            let headers = [
+                JSON,
+                ACCEPT_BOTH,
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "sample"),
+            ];
+            let r = raw("POST", &url, &headers, &body.to_string()).await;
+
+            let data = r
+                .body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .filter(|d| d.contains("\"result\"") || d.contains("\"error\""))
+                .last()
+                .unwrap_or(r.body.as_str())
+                .to_owned();
+            serde_json::from_str::<Value>(&data).unwrap_or_else(|_| panic!("{}", r.body))
+        }
+    };
+    let asked = call(0, 1, json!({})).await;
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required", "{asked}");
+    let key = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let state = result["requestState"].as_str().unwrap().to_owned();
+
+    let sampled = json!({"role": "assistant", "content": {"type": "text", "text": "sampled by the client"}, "model": "m"});
+    let done = call(
+        1,
+        2,
+        json!({"inputResponses": {key.as_str(): sampled}, "requestState": state}),
+    )
+    .await;
+    assert_eq!(done["id"], 2, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled by the client",
+        "{done}"
+    );
+
+    // A state naming a replica that is gone is refused like an expired one.
+    let gone = state.replacen(state.split('~').next().unwrap(), "0000000000000000", 1);
+    let refused = call(
+        1,
+        3,
+        json!({"inputResponses": {key.as_str(): sampled}, "requestState": gone}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+}

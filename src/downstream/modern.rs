@@ -105,6 +105,18 @@ pub async fn serve(
         .filter(|r| r.request_state.is_some());
     if let Some(retry) = retry {
         let state = retry.request_state.as_deref().unwrap_or_default();
+        if let Some(holder) = pool.sealer.held_by(state) {
+            // The call waits on another replica: the retry goes there.
+            return match super::replicated::relay_to_holder(req, app, holder, &body).await? {
+                Some(answered) => Ok(answered),
+                None => Ok(rpc_error(
+                    400,
+                    &id,
+                    codes::INVALID_PARAMS,
+                    "unknown or expired requestState (the replica holding the call is gone)",
+                )),
+            };
+        }
         let ticket = pool.sealer.open(state, credential.as_ref());
         // Every input request must be answered: the server waits for each (the call stays
         // pinned, so a corrected retry with the same state still works).

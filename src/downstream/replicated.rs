@@ -163,6 +163,38 @@ pub async fn find(
     Err(DownstreamError::UnknownSession.into())
 }
 
+/// A sessionless retry whose `requestState` names another replica: relayed there, where
+/// the call waits. `None` when that replica is gone (the call died with it).
+pub async fn relay_to_holder(
+    req: &HttpRequest,
+    app: &AppState,
+    holder: &str,
+    body: &Bytes,
+) -> Result<Option<HttpResponse>, Error> {
+    let Some(m) = &app.replicas else {
+        return Ok(None);
+    };
+    if relayed(req) {
+        return Ok(None); // never twice
+    }
+    let Some(address) = m.address_of(holder).await.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let client = crate::upstream::http::client(&app.upstream);
+    let deadline = app.cfg.upstream_timeout + Duration::from_secs(2);
+    match hop::relay(&client, req, Some(body.clone()), &address, &m.hop, deadline).await {
+        Relayed::Answer(res) => {
+            app.observer.metrics.relay("answered");
+            Ok(Some(res))
+        }
+        Relayed::OwnerUnreachable(_) => Ok(None),
+        Relayed::Failed(why) => {
+            app.observer.metrics.relay("failed");
+            Err(DownstreamError::RelayFailed(why).into())
+        }
+    }
+}
+
 /// After the body arrived: the session `found` before it, or the owner's answer. A session
 /// found here may have ended meanwhile (a draining replica ends its idle sessions): it is
 /// looked up once more, and followed to wherever it went.

@@ -89,6 +89,8 @@ pub struct Membership {
     dir: Directory,
     rt: RedisRuntime,
     pub hop: HopKey,
+    /// The shared secret, for the keys derived from it.
+    secret: Vec<u8>,
     /// The records of the sessions this replica owns, to write back after Redis lost them.
     owned: DashMap<Arc<str>, SessionRecord>,
     /// Owners of sessions held elsewhere, as last looked up.
@@ -178,6 +180,7 @@ impl Membership {
             dir,
             rt,
             hop: HopKey::new(&secret),
+            secret: secret.clone(),
             owned: DashMap::new(),
             routes: DashMap::new(),
             adopting: DashMap::new(),
@@ -465,6 +468,21 @@ impl Membership {
             Ok(()) => tracing::info!(replica = %self.id, "left the replica directory"),
             Err(e) => tracing::warn!("leaving the replica directory failed: {e}"),
         }
+    }
+
+    /// The sealer of sessionless `requestState`s: they name this replica, and every replica
+    /// can check them (a retry landing elsewhere is relayed here).
+    pub fn state_sealer(&self) -> crate::sessionless::Sealer {
+        crate::sessionless::Sealer::shared(&self.secret, &self.id)
+    }
+
+    /// Where another replica is reached, if it is alive.
+    pub async fn address_of(&self, replica: &str) -> Result<Option<Url>, DirectoryError> {
+        let (dir, id) = (self.dir.clone(), replica.to_owned());
+        let address = self
+            .on_redis(async move { dir.replica_address(&id).await })
+            .await?;
+        Ok(address.and_then(|a| Url::parse(&a).ok()))
     }
 
     /// Where a Streamable session owned here copies its replay log (`--redis-replay`).

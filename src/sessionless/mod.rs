@@ -11,3 +11,4 @@ pub mod ticket;
 pub use lent::{Inbox, Lent};
 pub use listen::Listening;
 pub use pool::{Key, LendError, Pinned, Pool};
+pub use ticket::Sealer;

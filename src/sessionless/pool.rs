@@ -88,10 +88,11 @@ impl Pool {
         obs: Arc<Observer>,
         max: usize,
         idle_timeout: Duration,
+        sealer: Sealer,
     ) -> Pool {
         Pool {
             pinned: Mutex::default(),
-            sealer: Sealer::default(),
+            sealer,
             shared,
             obs,
             idle: Mutex::default(),
