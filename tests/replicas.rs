@@ -503,8 +503,7 @@ async fn a_sessionless_retry_landing_on_another_replica_reaches_the_waiting_call
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:"))
                 .map(str::trim)
-                .filter(|d| d.contains("\"result\"") || d.contains("\"error\""))
-                .next_back()
+                .rfind(|d| d.contains("\"result\"") || d.contains("\"error\""))
                 .unwrap_or(r.body.as_str())
                 .to_owned();
             serde_json::from_str::<Value>(&data).unwrap_or_else(|_| panic!("{}", r.body))
