@@ -250,9 +250,6 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         if let Some(m) = &leaving {
             drain(m, &ending, drain_timeout).await;
         }
-        // No new connections from here on (a load balancer retries them elsewhere); the
-        // open ones are served until they end.
-        let stopping = handle.stop(true);
         // End sessions while the workers that own the upstream connections still run, so
         // every upstream session is closed (DELETE) before the process goes.
         let open = ending.len();
@@ -262,7 +259,9 @@ pub async fn run(cfg: Config) -> std::io::Result<()> {
         if !upstream.drained(Duration::from_secs(3)).await {
             tracing::warn!("some upstream sessions were not closed within 3s");
         }
-        stopping.await;
+        // No new connections from here on (a load balancer retries them elsewhere); the
+        // open ones are served until they end.
+        handle.stop(true).await;
     });
     let served = server.await;
     sessions.end_all();

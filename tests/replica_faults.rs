@@ -11,7 +11,9 @@
 //!   here);
 //! - Redis killed and restarted mid-run: requests landing on the session's owner keep
 //!   working, the others get 503 with `Retry-After`, and everything recovers by itself;
-//! - a forged replica-to-replica request is refused (403) and logged.
+//! - a forged replica-to-replica request is refused (403) and logged;
+//! - with `--redis-replay`, after the owner is killed mid-call, the client's `Last-Event-ID`
+//!   resume replays the events it missed and ends the lost call with an error.
 
 mod replica_procs;
 mod support;
@@ -30,21 +32,23 @@ const DRAIN_TIMEOUT: &str = "20s";
 const LOG: &str = "info";
 
 fn group(server: &FakeServer) -> Group {
+    group_with(server, &[])
+}
+
+fn group_with(server: &FakeServer, extra: &[&str]) -> Group {
     let url = server.url();
-    Group::start(
-        3,
-        &[
-            "--upstream",
-            &url,
-            "--upstream-transport",
-            "streamable",
-            "--upstream-timeout",
-            "10s",
-            "--drain-timeout",
-            DRAIN_TIMEOUT,
-        ],
-        LOG,
-    )
+    let mut flags = vec![
+        "--upstream",
+        &url,
+        "--upstream-transport",
+        "streamable",
+        "--upstream-timeout",
+        "10s",
+        "--drain-timeout",
+        DRAIN_TIMEOUT,
+    ];
+    flags.extend_from_slice(extra);
+    Group::start(3, &flags, LOG)
 }
 
 fn count(server: &FakeServer, method: &str) -> usize {
@@ -532,4 +536,99 @@ async fn a_forged_internal_request_is_refused_and_logged() {
     let owner = group.only_owner().unwrap();
     let served = send(group.replicas[owner].url("/mcp"), signed).await;
     assert_eq!(served.status, 200, "{}", served.body);
+}
+
+#[actix_rt::test]
+async fn with_redis_replay_a_resume_after_kill_9_replays_what_the_client_missed() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut group = group_with(&server, &["--redis-replay"]);
+    let client = StreamableClient::new(&group.url("/mcp"), &[]);
+    client.set_timeout(Duration::from_secs(30));
+    client.initialize("2025-06-18").await.unwrap();
+    let sid = client.session_id().unwrap();
+    let owner = group.only_owner().expect("one owner");
+
+    // A long call; the client reads its first two events, then stops reading.
+    let caller = same_session(&client, &group.url("/mcp"));
+    let body = json!({"jsonrpc": "2.0", "id": 1000, "method": "tools/call", "params": {
+        "name": "progress", "arguments": {"steps": 100, "delay_ms": 50},
+        "_meta": {"progressToken": "long"}}});
+    let answer = caller.post_raw(&body.to_string(), &[]).await.unwrap();
+    let mut stream = answer.into_sse().expect("an SSE answer");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = stream.next_event(WAIT).await.expect("an event");
+        if !e.data.is_empty() {
+            seen.push(e);
+        }
+    }
+    let last_seen = seen[1].id.clone().expect("event ids");
+    // Wait until the owner has mirrored at least two events the client did not read.
+    let redis = redis::Client::open(group.redis.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("mcp-bridge:events:{sid}");
+    let until = Instant::now() + WAIT;
+    loop {
+        let n: i64 = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // initialize (waiting, answer, answered), the call waiting, then its events.
+        if n >= 4 + 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{n} entries mirrored\n{}",
+            group.report()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    group.replicas[owner].kill9();
+    drop(stream);
+
+    // The client resumes its stream through haproxy, wherever that lands.
+    let resumer = same_session(&client, &group.url("/mcp"));
+    let resumed = resumer.open_get(Some(&last_seen)).await.unwrap();
+    assert_eq!(
+        resumed.status,
+        200,
+        "{}\n{}",
+        resumed.text(),
+        group.report()
+    );
+    let mut stream = resumed.into_sse().unwrap();
+    let mut replayed: Vec<Value> = Vec::new();
+    while let Some(e) = stream.next_event(WAIT).await {
+        if !e.data.is_empty() {
+            replayed.push(serde_json::from_str(&e.data).unwrap());
+        }
+    }
+    assert!(replayed.len() >= 3, "{replayed:?}\n{}", group.report());
+    let (last, missed) = replayed.split_last().unwrap();
+    let trace = notification_trace(missed);
+    assert_eq!(
+        &trace[..2],
+        ["log:step 2", "progress:2/100"],
+        "the events after the client's last id, in order: {trace:?}"
+    );
+    assert_eq!(last["id"], 1000, "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lost"),
+        "the call the killed replica never answered ends with an error: {last}"
+    );
+    assert_eq!(
+        count(&server, "tools/call"),
+        1,
+        "the lost call is not run again"
+    );
+
+    // And the session goes on.
+    let ex = client.request("tools/call", echo("after")).await.unwrap();
+    assert_eq!(ex.text(), Some("after"));
+    assert_eq!(client.session_id().as_deref(), Some(sid.as_str()));
 }

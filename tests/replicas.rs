@@ -544,3 +544,34 @@ async fn a_sessionless_retry_landing_on_another_replica_reaches_the_waiting_call
     .await;
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
 }
+
+/// Redis restarts empty between two heartbeats (no beat ever fails): the owner notices its
+/// own registration is gone and writes its records back.
+#[actix_rt::test]
+async fn a_redis_restart_too_short_for_a_failed_beat_still_gets_the_records_back() {
+    let server = FakeServer::start(ServerOptions::streamable());
+    let mut group = Group::start(2, &server.url(), &[]);
+    let owner = StreamableClient::new(&group.replicas[0].url("/mcp"), &[]);
+    owner.initialize("2025-06-18").await.unwrap();
+    let sid = owner.session_id().unwrap();
+    group.redis.kill();
+    group.redis.restart().unwrap();
+    let url = group.replicas[1].url("/mcp");
+    let list = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
+    let headers = [
+        JSON,
+        ACCEPT_BOTH,
+        ("mcp-session-id", sid.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        let status = raw("POST", &url, &headers, list).await.status;
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+}

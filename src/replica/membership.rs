@@ -563,15 +563,29 @@ impl Membership {
             }
             beats += 1;
             self.routes.retain(|_, r| r.at.elapsed() < ROUTE_TTL);
-            let ok = tokio::time::timeout(OP_DEADLINE, self.dir.heartbeat(&self.id, &address))
-                .await
-                .is_ok_and(|r| r.is_ok());
+            // Our own registration gone although we kept it alive: Redis restarted empty
+            // between two beats (an outage too short for a beat to fail).
+            let beat = async {
+                let registered = self.dir.is_alive(&self.id).await?;
+                self.dir.heartbeat(&self.id, &address).await?;
+                Ok::<_, DirectoryError>(registered)
+            };
+            let (ok, lost) = match tokio::time::timeout(OP_DEADLINE, beat).await {
+                Ok(Ok(registered)) => (true, !registered),
+                _ => (false, false),
+            };
             let was_ok = self.redis_ok.swap(ok, Ordering::Relaxed);
             match (was_ok, ok) {
                 (true, false) => tracing::warn!("replica directory unreachable: heartbeat failed"),
                 (false, true) => {
                     tracing::info!(
                         "replica directory reachable again: writing back session records"
+                    );
+                    self.refresh_all(&sessions).await;
+                }
+                (true, true) if lost => {
+                    tracing::warn!(
+                        "the replica directory lost this replica's keys (Redis restarted?): writing back session records"
                     );
                     self.refresh_all(&sessions).await;
                 }
