@@ -11,6 +11,7 @@ pub mod config;
 pub mod downstream;
 pub mod era;
 pub mod error;
+pub mod hex;
 pub mod jsonrpc;
 pub mod observe;
 pub mod replica;

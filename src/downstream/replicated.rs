@@ -40,16 +40,12 @@ fn relayed(req: &HttpRequest) -> bool {
 }
 
 fn credential_hex(who: Option<Credential>) -> Option<String> {
-    who.map(|c| c.0.iter().map(|b| format!("{b:02x}")).collect())
+    who.map(|c| crate::hex::encode(&c.0))
 }
 
 fn credential_of(hex: Option<&str>) -> Option<Credential> {
-    let hex = hex?;
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Credential(out))
+    let bytes = crate::hex::decode(hex?)?;
+    Some(Credential(bytes.try_into().ok()?))
 }
 
 fn recorded(client: Transport) -> replica::Transport {

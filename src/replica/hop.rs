@@ -40,7 +40,7 @@ impl HopKey {
     /// The header value for a request (`session`: its `Mcp-Session-Id`, if any).
     pub fn sign(&self, method: &str, path_and_query: &str, session: &str, now: u64) -> String {
         let tag = hmac::sign(&self.0, &signed(method, path_and_query, session, now));
-        format!("v1 {now} {}", hex(tag.as_ref()))
+        format!("v1 {now} {}", crate::hex::encode(tag.as_ref()))
     }
 
     /// Checks a header value against the request it came with (constant-time compare).
@@ -59,7 +59,7 @@ impl HopKey {
             return Err(BadHop::Malformed);
         };
         let ts: u64 = ts.parse().map_err(|_| BadHop::Malformed)?;
-        let mac = unhex(mac).ok_or(BadHop::Malformed)?;
+        let mac = crate::hex::decode(mac).ok_or(BadHop::Malformed)?;
         if ts.abs_diff(now) > MAX_SKEW_SECS {
             return Err(BadHop::Stale);
         }
@@ -196,20 +196,6 @@ fn never_delivered(e: &awc::error::ConnectError) -> bool {
         C::Timeout | C::Resolver(_) | C::NoRecords | C::Unresolved => true,
         _ => false,
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

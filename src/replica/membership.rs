@@ -155,7 +155,7 @@ impl Membership {
         };
         let ttls = Ttls::default();
         let keys = Keys::new(&cfg.key_prefix);
-        let id: Arc<str> = random_id().into();
+        let id: Arc<str> = crate::hex::random(8).into();
         let address = cfg.address.as_str().trim_end_matches('/').to_owned();
         let dir = rt
             .block_on({
@@ -648,12 +648,6 @@ fn read_secret(path: &Path, flag: &str) -> std::io::Result<Vec<u8>> {
     let raw = std::fs::read(path)
         .map_err(|e| std::io::Error::other(format!("{flag} {}: {e}", path.display())))?;
     Ok(raw.trim_ascii().to_vec())
-}
-
-fn random_id() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A one-thread tokio runtime for Redis I/O, shut down without blocking when dropped (it

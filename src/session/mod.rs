@@ -493,13 +493,7 @@ fn parse_event_id(s: &str) -> Option<(StreamNo, u64)> {
 
 /// A fresh session id: 128 bits from the OS CSPRNG, as 32 hex characters.
 pub fn new_session_id() -> Arc<str> {
-    let mut buf = [0u8; 16];
-    getrandom::fill(&mut buf).expect("the OS random source is available");
-    let mut s = String::with_capacity(32);
-    for b in buf {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s.into()
+    crate::hex::random(16).into()
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl Sealer {
     pub fn seal(&self, ticket: u64, credential: Option<&[u8; 32]>) -> String {
         let replica = self.replica.as_deref().unwrap_or("");
         let tag = hmac::sign(&self.key, &message(replica, ticket, credential));
-        let mac = hex(tag.as_ref());
+        let mac = crate::hex::encode(tag.as_ref());
         match &self.replica {
             Some(r) => format!("{r}~{ticket:x}.{mac}"),
             None => format!("{ticket:x}.{mac}"),
@@ -59,7 +59,7 @@ impl Sealer {
         };
         let (ticket, mac) = rest.split_once('.')?;
         let ticket = u64::from_str_radix(ticket, 16).ok()?;
-        let mac = unhex(mac)?;
+        let mac = crate::hex::decode(mac)?;
         hmac::verify(&self.key, &message(replica, ticket, credential), &mac).ok()?;
         Some(ticket)
     }
@@ -78,20 +78,6 @@ fn message(replica: &str, ticket: u64, credential: Option<&[u8; 32]>) -> Vec<u8>
     m.extend_from_slice(&ticket.to_be_bytes());
     m.extend_from_slice(credential.map_or(&[0u8; 32][..], |c| &c[..]));
     m
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
