@@ -143,5 +143,12 @@ async fn a_request_relayed_to_a_draining_owner_that_just_ended_the_session_is_no
         relayed.body,
         group.report()
     );
+    // While it drains, the replica is not ready and takes no new session.
+    let (ready, why) = group.replicas[0].readyz();
+    assert_eq!(ready, 503, "{why}");
+    assert!(why.contains("draining"), "{why}");
+    let fresh = raw("POST", &r0, &[JSON, ACCEPT_BOTH], INIT).await;
+    assert_eq!(fresh.status, 503, "{}", fresh.body);
+    assert!(fresh.headers.contains_key("retry-after"));
     let _ = call.await;
 }

@@ -115,7 +115,8 @@ pub async fn post(
     let found = replicated::find(req, app, who, &sid, Transport::LegacySse).await?;
     let body = read_limited(req, payload, app.cfg.max_body, app.cfg.body_timeout).await?;
     let client = Transport::LegacySse;
-    let session = match replicated::resolve(req, app, who, &sid, client, found, &body).await? {
+    let session = match replicated::resolve(req, app, who, &sid, client, found, Some(&body)).await?
+    {
         Ok(s) => s,
         Err(answered_elsewhere) => return Ok(answered_elsewhere),
     };

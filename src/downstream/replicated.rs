@@ -191,9 +191,9 @@ pub async fn relay_to_holder(
     }
 }
 
-/// After the body arrived: the session `found` before it, or the owner's answer. A session
-/// found here may have ended meanwhile (a draining replica ends its idle sessions): it is
-/// looked up once more, and followed to wherever it went.
+/// The session `found` (after the request's body, if any, arrived), or the owner's answer.
+/// A session found here may have ended meanwhile (a draining replica ends its idle
+/// sessions): it is looked up once more, and followed to wherever it went.
 pub async fn resolve(
     req: &HttpRequest,
     app: &AppState,
@@ -201,7 +201,7 @@ pub async fn resolve(
     sid: &str,
     client: Transport,
     found: Found,
-    body: &Bytes,
+    body: Option<&Bytes>,
 ) -> Result<Result<Arc<Session>, HttpResponse>, Error> {
     let found = match found {
         Found::Here(s) if s.is_ended() && app.replicas.is_some() => {
@@ -213,7 +213,7 @@ pub async fn resolve(
         Found::Here(s) if s.is_ended() => Err(DownstreamError::UnknownSession.into()),
         Found::Here(s) => Ok(Ok(s)),
         Found::Owner { id, address } => {
-            match relay(req, app, who, sid, (id, address), Some(body.clone())).await? {
+            match relay(req, app, who, sid, client, (id, address), body.cloned()).await? {
                 Relay::Answered(res) => Ok(Err(res)),
                 Relay::TakenOver(s) => Ok(Ok(s)),
             }
@@ -236,17 +236,18 @@ pub async fn relay(
     app: &AppState,
     who: Option<Credential>,
     sid: &str,
+    client: Transport,
     owner: (String, Url),
     body: Option<Bytes>,
 ) -> Result<Relay, Error> {
     let m = app.replicas.as_ref().expect("only replicas relay");
-    let client = crate::upstream::http::client(&app.upstream);
+    let http = crate::upstream::http::client(&app.upstream);
     let deadline = app.cfg.upstream_timeout + Duration::from_secs(2);
     let (mut owner_id, mut address) = owner;
     let mut followed = false;
     // Bounded: each turn follows the session to a new owner or takes it over.
     for _ in 0..3 {
-        let relayed = hop::relay(&client, req, body.clone(), &address, &m.hop, deadline).await;
+        let relayed = hop::relay(&http, req, body.clone(), &address, &m.hop, deadline).await;
         let located = match relayed {
             Relayed::Answer(res) if res.status() != StatusCode::NOT_FOUND || followed => {
                 app.observer.metrics.relay("answered");
@@ -255,11 +256,6 @@ pub async fn relay(
             Relayed::Answer(res) => {
                 m.forget_route(sid);
                 followed = true;
-                let client = if req.path().trim_end_matches('/') == app.cfg.messages_path {
-                    Transport::LegacySse
-                } else {
-                    Transport::Streamable
-                };
                 match m
                     .locate(sid, credential_hex(who), recorded(client))
                     .await

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{accepts, parse_client_body, read_limited, require_json, sse_response};
-use super::replicated::{self, Found, Relay};
+use super::replicated;
 use super::{accepted, forward_headers, header_str, open_session, AppState, Credential};
 use crate::error::{DownstreamError, Error};
 use crate::jsonrpc::Body;
@@ -40,15 +40,9 @@ async fn existing_session(
     who: Option<Credential>,
 ) -> Result<Result<Arc<Session>, HttpResponse>, Error> {
     let sid = header_str(req, SESSION_HEADER).ok_or(DownstreamError::MissingSessionId)?;
-    match replicated::find(req, app, who, sid, Transport::Streamable).await? {
-        Found::Here(s) => Ok(Ok(s)),
-        Found::Owner { id, address } => {
-            match replicated::relay(req, app, who, sid, (id, address), None).await? {
-                Relay::Answered(res) => Ok(Err(res)),
-                Relay::TakenOver(s) => Ok(Ok(s)),
-            }
-        }
-    }
+    let client = Transport::Streamable;
+    let found = replicated::find(req, app, who, sid, client).await?;
+    replicated::resolve(req, app, who, sid, client, found, None).await
 }
 
 pub async fn post(
@@ -77,7 +71,7 @@ pub async fn post(
         Some(found) => {
             let sid = header_str(req, SESSION_HEADER).unwrap_or_default();
             let client = Transport::Streamable;
-            match replicated::resolve(req, app, who, sid, client, found, &body).await? {
+            match replicated::resolve(req, app, who, sid, client, found, Some(&body)).await? {
                 Ok(s) => Some(s),
                 Err(answered_elsewhere) => return Ok(answered_elsewhere),
             }
