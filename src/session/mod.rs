@@ -291,10 +291,13 @@ impl Session {
 
     /// Bookkeeping for a message the client sent, before it goes upstream.
     fn client_message(&self, msg: &Message, stream: StreamNo) {
-        let upstream = {
+        // What the replay mirror (if any) is told, once the lock is released.
+        let mirrored = self.mirror.get().is_some() && self.client.resumable();
+        let (upstream, mirror_entry) = {
             let mut st = self.lock();
             st.last_activity = Instant::now();
             st.stats.from_client += 1;
+            let mut entry = None;
             match msg.kind {
                 Kind::Request => {
                     let method = msg.method().unwrap_or_default();
@@ -302,12 +305,10 @@ impl Session {
                     if let Some(id) = &msg.id {
                         st.inflight
                             .register(id, method, msg.progress_token.as_ref(), stream);
-                        if self.client.resumable() {
-                            self.mirrored(|| MirrorEntry::Waiting {
-                                stream,
-                                id: id.json().to_owned(),
-                            });
-                        }
+                        entry = mirrored.then(|| MirrorEntry::Waiting {
+                            stream,
+                            id: id.json().to_owned(),
+                        });
                     }
                 }
                 Kind::Notification => {
@@ -315,12 +316,19 @@ impl Session {
                     // never answer, as the TS SDK does) and a late response is dropped.
                     if let Some(p) = msg.cancels.as_ref().and_then(|c| st.inflight.take(c)) {
                         deliver::settle(&mut st.streams, &p);
+                        entry = mirrored.then(|| MirrorEntry::Answered {
+                            stream: p.stream,
+                            id: p.id.json().to_owned(),
+                        });
                     }
                 }
                 Kind::Response => {}
             }
-            upstream_label(st.upstream)
+            (upstream_label(st.upstream), entry)
         };
+        if let Some(entry) = mirror_entry {
+            self.mirrored(|| entry);
+        }
         self.obs.message(
             &self.labels(upstream),
             Direction::ClientToUpstream,
